@@ -1,0 +1,130 @@
+/**
+ * ServerConfig: the builder the seed's users know.
+ *
+ *   new ServerConfig("server-1").workerCount(4).queues(["critical", "default"])
+ */
+import { systemClock, type Clock } from "./clock.js";
+import { ConfigError } from "./errors.js";
+import { DEFAULT_QUEUE, validateQueueName } from "./job.js";
+import { JsonLogger, type Logger } from "./logger.js";
+import { defaultRetryPolicy, type RetryPolicy } from "./retry.js";
+
+export interface ResolvedServerConfig {
+  serverId: string;
+  workerCount: number;
+  pollingIntervalMs: number;
+  maxPollingIntervalMs: number;
+  jobTimeoutMs: number | undefined;
+  queues: string[];
+  fetchBatchSize: number;
+  enableScheduler: boolean;
+  leaseMs: number;
+  schedulerIntervalMs: number;
+  shutdownTimeoutMs: number;
+  retryPolicy: RetryPolicy;
+  clock: Clock;
+  logger: Logger;
+}
+
+function positiveInt(name: string, v: number, min = 1): number {
+  if (!Number.isInteger(v) || v < min) throw new ConfigError(`${name} must be an integer >= ${min}; got ${v}`);
+  return v;
+}
+
+export class ServerConfig {
+  private readonly c: ResolvedServerConfig;
+
+  constructor(serverId: string = `server-${crypto.randomUUID().slice(0, 8)}`) {
+    if (typeof serverId !== "string" || serverId.length === 0 || serverId.length > 128) throw new ConfigError("serverId must be 1-128 characters");
+    this.c = {
+      serverId,
+      workerCount: 10,
+      pollingIntervalMs: 1000,
+      maxPollingIntervalMs: 5000,
+      jobTimeoutMs: undefined,
+      queues: [DEFAULT_QUEUE],
+      fetchBatchSize: 100,
+      enableScheduler: true,
+      leaseMs: 30_000,
+      schedulerIntervalMs: 5000,
+      shutdownTimeoutMs: 10_000,
+      retryPolicy: defaultRetryPolicy,
+      clock: systemClock,
+      logger: new JsonLogger("info"),
+    };
+  }
+
+  /** Jobs run at once (default 10). */
+  workerCount(n: number): this {
+    this.c.workerCount = positiveInt("workerCount", n);
+    return this;
+  }
+  /** Milliseconds between polls when work may be waiting (default 1000). */
+  pollingInterval(ms: number): this {
+    this.c.pollingIntervalMs = positiveInt("pollingInterval", ms, 1);
+    if (this.c.maxPollingIntervalMs < ms) this.c.maxPollingIntervalMs = ms;
+    return this;
+  }
+  /** Polls back off up to this when idle (default 5000). In-process enqueues wake the server at once. */
+  maxPollingInterval(ms: number): this {
+    this.c.maxPollingIntervalMs = positiveInt("maxPollingInterval", ms, this.c.pollingIntervalMs);
+    return this;
+  }
+  /** Default per-job timeout in ms; jobs may set their own (default: none). */
+  jobTimeout(ms: number): this {
+    this.c.jobTimeoutMs = positiveInt("jobTimeout", ms);
+    return this;
+  }
+  /** Queues this server takes, in priority order (default ["default"]). */
+  queues(names: string[]): this {
+    if (!Array.isArray(names) || names.length === 0) throw new ConfigError("queues must be a non-empty list");
+    for (const q of names) validateQueueName(q);
+    this.c.queues = [...new Set(names)];
+    return this;
+  }
+  /** Most jobs claimed in one round trip (default 100; never more than free workers). */
+  fetchBatchSize(n: number): this {
+    this.c.fetchBatchSize = positiveInt("fetchBatchSize", n);
+    return this;
+  }
+  /** Whether this server promotes, reclaims and fires recurring jobs (default true). */
+  enableScheduler(on: boolean): this {
+    this.c.enableScheduler = on;
+    return this;
+  }
+  /** Lease on a claimed job in ms, renewed every third of it (default 30000). */
+  leaseDuration(ms: number): this {
+    this.c.leaseMs = positiveInt("leaseDuration", ms, 30);
+    return this;
+  }
+  /** Milliseconds between housekeeping passes: promote, reclaim, recurring (default 5000). */
+  schedulerInterval(ms: number): this {
+    this.c.schedulerIntervalMs = positiveInt("schedulerInterval", ms, 10);
+    return this;
+  }
+  /** Grace period for running jobs on stop() (default 10000). */
+  shutdownTimeout(ms: number): this {
+    this.c.shutdownTimeoutMs = positiveInt("shutdownTimeout", ms, 0);
+    return this;
+  }
+  retryPolicy(p: RetryPolicy): this {
+    this.c.retryPolicy = p;
+    return this;
+  }
+  clock(c: Clock): this {
+    this.c.clock = c;
+    return this;
+  }
+  logger(l: Logger): this {
+    this.c.logger = l;
+    return this;
+  }
+
+  get serverId(): string {
+    return this.c.serverId;
+  }
+
+  resolve(): ResolvedServerConfig {
+    return { ...this.c, queues: [...this.c.queues] };
+  }
+}

@@ -1,0 +1,58 @@
+/** A small typed event emitter (Web Standards only). Events are `noun:verb`. */
+import type { ErrorInfo } from "./errors.js";
+import type { JobRecord } from "./job.js";
+
+export interface JobEventMap {
+  /** A worker started an attempt. */
+  "job:start": { job: JobRecord; workerId: string };
+  "job:succeeded": { job: JobRecord; workerId: string; durationMs: number; result: unknown };
+  /** The attempt failed and another is scheduled. */
+  "job:retry": { job: JobRecord; workerId: string; durationMs: number; error: ErrorInfo; runAt: number };
+  /** The job failed for good. */
+  "job:failed": { job: JobRecord; workerId: string; durationMs: number; error: ErrorInfo };
+  /** Handed back to `enqueued` without counting the attempt (shutdown, deadline). */
+  "job:released": { job: JobRecord; reason: string };
+  /** The outcome was fenced out: the lease had been lost. */
+  "job:lost": { id: string; reason: string };
+  /** The store refused or failed an operation; the engine retries. */
+  "storage:error": { operation: string; error: unknown };
+  /** A recurring definition enqueued its slot. */
+  "recurring:fired": { id: string; slot: number; jobId: string };
+}
+
+export type Listener<T> = (payload: T) => void;
+
+export class Emitter<M extends object> {
+  private readonly listeners = new Map<keyof M, Set<Listener<never>>>();
+
+  on<K extends keyof M>(event: K, fn: Listener<M[K]>): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(fn as Listener<never>);
+    return () => set!.delete(fn as Listener<never>);
+  }
+
+  once<K extends keyof M>(event: K, fn: Listener<M[K]>): () => void {
+    const off = this.on(event, (p) => {
+      off();
+      fn(p);
+    });
+    return off;
+  }
+
+  emit<K extends keyof M>(event: K, payload: M[K]): void {
+    const set = this.listeners.get(event);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        (fn as Listener<M[K]>)(payload);
+      } catch {
+        // a listener's failure must not break the engine
+      }
+    }
+  }
+
+  has<K extends keyof M>(event: K): boolean {
+    return (this.listeners.get(event)?.size ?? 0) > 0;
+  }
+}

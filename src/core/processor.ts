@@ -1,0 +1,433 @@
+/**
+ * The processor: claim → run → heartbeat → complete, within a deadline.
+ *
+ * Shared by the long-running server (server.ts) and by short-lived
+ * invocations (tick.ts). It claims only as many jobs as it has free slots,
+ * so no claimed job waits locally while its lease runs. Every write after
+ * the claim carries the lease token: a job whose lease was lost (expired and
+ * reclaimed, deleted, requeued) cannot be overwritten by this process.
+ *
+ * Completions are batched: outcomes that arrive while a flush is in flight
+ * go out together in the next one (one round trip for many jobs).
+ */
+import { sleep, type Clock } from "./clock.js";
+import {
+  DeadlineError,
+  LeaseLostError,
+  ShutdownError,
+  TimeoutError,
+  UnknownJobNameError,
+  toErrorInfo,
+  type ErrorInfo,
+} from "./errors.js";
+import type { Emitter, JobEventMap } from "./events.js";
+import { Job, JobState, type JobRecord } from "./job.js";
+import type { Logger } from "./logger.js";
+import { WorkerResult, type WorkerContext, type WorkerRegistry } from "./registry.js";
+import { RetryPolicy, type RetryPolicy as RetryPolicyType } from "./retry.js";
+import type { LeaseRef, Outcome, Storage } from "./storage.js";
+
+export interface ProcessorOptions {
+  serverId: string;
+  concurrency: number;
+  queues: string[];
+  leaseMs: number;
+  fetchBatchSize: number;
+  /** Timeout for jobs without their own. */
+  jobTimeoutMs: number | undefined;
+  retryPolicy: RetryPolicyType;
+  clock: Clock;
+  logger: Logger;
+  events: Emitter<JobEventMap>;
+}
+
+interface Running {
+  record: JobRecord;
+  lease: LeaseRef;
+  controller: AbortController;
+  startedAt: number;
+  workerId: string;
+  done: Promise<void>;
+}
+
+/** Observed durations per job name, for deadline planning (p95 of the last 50). */
+export class DurationStats {
+  private readonly samples = new Map<string, number[]>();
+  record(name: string, ms: number): void {
+    let s = this.samples.get(name);
+    if (!s) this.samples.set(name, (s = []));
+    s.push(ms);
+    if (s.length > 50) s.shift();
+  }
+  p95(name: string): number | undefined {
+    const s = this.samples.get(name);
+    if (!s || s.length === 0) return undefined;
+    const sorted = [...s].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)];
+  }
+}
+
+export class Processor {
+  private readonly running = new Map<string, Running>();
+  private readonly freeWorkerSlots: number[];
+  private slotWaiters: Array<() => void> = [];
+  private pending: Outcome[] = [];
+  private flushing: Promise<void> | null = null;
+  private heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
+  private heartbeating = false;
+  readonly durations: DurationStats;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly registry: WorkerRegistry,
+    private readonly opts: ProcessorOptions,
+    durations?: DurationStats,
+  ) {
+    this.durations = durations ?? new DurationStats();
+    this.freeWorkerSlots = Array.from({ length: opts.concurrency }, (_, i) => opts.concurrency - i);
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  freeSlots(): number {
+    return this.opts.concurrency - this.running.size;
+  }
+
+  /** Resolves when the next running job finishes (at once if none runs). */
+  waitForCompletion(signal?: AbortSignal): Promise<void> {
+    if (this.running.size === 0 || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      this.slotWaiters.push(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /**
+   * Claims up to the free slots and starts the jobs. With a deadline, a job
+   * whose expected duration (its timeout, the default timeout, or the p95
+   * observed for its name) would not fit is handed straight back.
+   * Returns { claimed, started, unfit }.
+   */
+  async fill(options: { deadline?: number; limit?: number } = {}): Promise<{ claimed: number; started: number; unfit: number }> {
+    const free = Math.min(this.freeSlots(), this.opts.fetchBatchSize, options.limit ?? Infinity);
+    if (free <= 0) return { claimed: 0, started: 0, unfit: 0 };
+    const now = this.opts.clock.now();
+    if (options.deadline !== undefined && options.deadline <= now) return { claimed: 0, started: 0, unfit: 0 };
+    const records = await this.storage.claim({
+      queues: this.opts.queues,
+      limit: free,
+      owner: this.opts.serverId,
+      leaseMs: this.opts.leaseMs,
+      now,
+    });
+    let started = 0;
+    const unfit: Outcome[] = [];
+    for (const rec of records) {
+      if (options.deadline !== undefined && now + this.expectedDuration(rec) > options.deadline) {
+        unfit.push(this.releaseOutcome(rec, "released: would not finish before the invocation's deadline"));
+        continue;
+      }
+      this.start(rec);
+      started++;
+    }
+    if (unfit.length > 0) {
+      this.pending.push(...unfit);
+      await this.flush();
+    }
+    return { claimed: records.length, started, unfit: unfit.length };
+  }
+
+  expectedDuration(rec: JobRecord): number {
+    return rec.timeoutMs ?? this.opts.jobTimeoutMs ?? this.durations.p95(rec.name) ?? 0;
+  }
+
+  /** Aborts every running job with `reason` (shutdown or deadline); their outcomes become releases. */
+  abortAll(reason: Error): void {
+    for (const r of this.running.values()) r.controller.abort(reason);
+  }
+
+  /**
+   * Waits up to `graceMs` for running jobs, then aborts the rest with
+   * `reason` and releases them back to `enqueued`, then flushes every
+   * outcome. Resolves when nothing is running and nothing is pending.
+   */
+  async drain(graceMs: number, reason: Error = new ShutdownError()): Promise<void> {
+    if (this.running.size > 0) {
+      const all = Promise.all([...this.running.values()].map((r) => r.done));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), Math.max(0, graceMs));
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.abortAll(reason);
+        await Promise.all([...this.running.values()].map((r) => r.done));
+      }
+    }
+    await this.flushAll();
+    this.stopHeartbeat();
+  }
+
+  /** Flushes until no outcome is pending. */
+  async flushAll(): Promise<void> {
+    while (this.flushing || this.pending.length > 0) {
+      if (this.flushing) await this.flushing;
+      else await this.flush();
+    }
+  }
+
+  // ------------------------------------------------------------ running
+
+  private start(rec: JobRecord): void {
+    const controller = new AbortController();
+    const slot = this.freeWorkerSlots.pop() ?? this.running.size + 1;
+    const workerId = `${this.opts.serverId}/${slot}`;
+    const entry: Running = {
+      record: rec,
+      lease: { id: rec.id, token: rec.leaseToken },
+      controller,
+      startedAt: this.opts.clock.now(),
+      workerId,
+      done: Promise.resolve(),
+    };
+    this.running.set(rec.id, entry);
+    this.ensureHeartbeat();
+    entry.done = this.run(entry)
+      .catch((e) => this.opts.logger.error("processor failed to run a job", { jobId: rec.id, error: String(e) }))
+      .finally(() => {
+        this.running.delete(rec.id);
+        this.freeWorkerSlots.push(slot);
+        if (this.running.size === 0) this.stopHeartbeat();
+        const waiters = this.slotWaiters;
+        this.slotWaiters = [];
+        for (const w of waiters) w();
+      });
+  }
+
+  private async run(entry: Running): Promise<void> {
+    const { record: rec, controller, workerId } = entry;
+    const log = this.opts.logger.child({ jobId: rec.id, job: rec.name, attempt: rec.attempts, worker: workerId });
+    this.opts.events.emit("job:start", { job: rec, workerId });
+    const worker = this.registry.get(rec.name);
+    const timeoutMs = rec.timeoutMs ?? this.opts.jobTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let outcome: { kind: "result"; result: WorkerResult } | { kind: "error"; error: unknown };
+
+    if (!worker) {
+      outcome = { kind: "error", error: new UnknownJobNameError(rec.name) };
+    } else {
+      const ctx = this.context(entry, log);
+      const aborted = new Promise<never>((_, reject) => {
+        const onAbort = () => reject(controller.signal.reason);
+        if (controller.signal.aborted) onAbort();
+        else controller.signal.addEventListener("abort", onAbort, { once: true });
+      });
+      aborted.catch(() => {});
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => controller.abort(new TimeoutError(rec.id, timeoutMs)), timeoutMs);
+      }
+      try {
+        const r = await Promise.race([Promise.resolve().then(() => worker.execute(Job.fromRecord(rec), ctx)), aborted]);
+        outcome = { kind: "result", result: r instanceof WorkerResult ? r : WorkerResult.success(r ?? undefined) };
+      } catch (e) {
+        outcome = { kind: "error", error: controller.signal.aborted ? controller.signal.reason : e };
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
+    const now = this.opts.clock.now();
+    const durationMs = Math.max(0, now - entry.startedAt);
+    const reason = controller.signal.aborted ? controller.signal.reason : undefined;
+    if (reason instanceof LeaseLostError) {
+      // Fenced: whatever we wrote now would be refused; the next owner decides.
+      log.warn("lease lost; outcome dropped", {});
+      this.opts.events.emit("job:lost", { id: rec.id, reason: "lease lost while running" });
+      return;
+    }
+    if (reason instanceof ShutdownError || reason instanceof DeadlineError) {
+      this.submit(this.releaseOutcome(rec, `released: ${reason instanceof ShutdownError ? "server shutting down" : "invocation deadline"}`));
+      return;
+    }
+    this.durations.record(rec.name, durationMs);
+    this.submit(this.decide(rec, outcome, now, workerId, durationMs, log));
+  }
+
+  private context(entry: Running, log: Logger): WorkerContext {
+    const { record: rec, controller, workerId, lease } = entry;
+    return {
+      attempt: rec.attempts,
+      signal: controller.signal,
+      serverId: this.opts.serverId,
+      workerId,
+      leaseToken: rec.leaseToken,
+      logger: log,
+      heartbeat: async () => {
+        const owned = await this.storage.extendLeases([lease], this.opts.leaseMs, this.opts.clock.now());
+        if (owned.length === 0) {
+          controller.abort(new LeaseLostError(rec.id));
+          return false;
+        }
+        return true;
+      },
+      progress: async (value: unknown) => {
+        const ok = await this.storage.setProgress(lease, value, this.opts.clock.now());
+        if (!ok) controller.abort(new LeaseLostError(rec.id));
+        return ok;
+      },
+    };
+  }
+
+  /** The core's decision: which state an attempt leads to. Stores only persist it. */
+  private decide(
+    rec: JobRecord,
+    outcome: { kind: "result"; result: WorkerResult } | { kind: "error"; error: unknown },
+    now: number,
+    workerId: string,
+    durationMs: number,
+    log: Logger,
+  ): Outcome {
+    const base = { id: rec.id, token: rec.leaseToken, worker: workerId };
+    if (outcome.kind === "result" && outcome.result.kind === "success") {
+      const result = outcome.result.value;
+      this.opts.events.emit("job:succeeded", { job: rec, workerId, durationMs, result });
+      log.debug("job succeeded", { durationMs });
+      return { ...base, state: JobState.Succeeded, ...(result !== undefined ? { result: jsonOrString(result) } : {}), reason: "succeeded" };
+    }
+    let error: ErrorInfo;
+    let forceFail = false;
+    let delayMs: number | undefined;
+    let cause: unknown;
+    if (outcome.kind === "result") {
+      error = outcome.result.error ?? { name: "Error", message: "failed" };
+      forceFail = outcome.result.kind === "failure";
+      delayMs = outcome.result.delayMs;
+      cause = error;
+    } else {
+      cause = outcome.error;
+      error = toErrorInfo(outcome.error);
+    }
+    if (forceFail || rec.attempts >= rec.maxAttempts) {
+      const why = forceFail ? "failed" : `failed after ${rec.attempts} attempt${rec.attempts === 1 ? "" : "s"}`;
+      this.opts.events.emit("job:failed", { job: rec, workerId, durationMs, error });
+      log.warn("job failed", { error: error.message, durationMs });
+      return { ...base, state: JobState.Failed, error, reason: `${why}: ${error.message}` };
+    }
+    const policy = rec.retry ? RetryPolicy.fromSpec(rec.retry) : (this.registry.get(rec.name)?.retryPolicy ?? this.opts.retryPolicy);
+    const delay = delayMs ?? policy.delayFor(rec.attempts, cause);
+    const runAt = now + Math.max(0, delay);
+    this.opts.events.emit("job:retry", { job: rec, workerId, durationMs, error, runAt });
+    log.info("job will retry", { error: error.message, retryInMs: delay });
+    return { ...base, state: JobState.AwaitingRetry, runAt, error, reason: `retry ${rec.attempts + 1}/${rec.maxAttempts} in ${delay} ms: ${error.message}` };
+  }
+
+  private releaseOutcome(rec: JobRecord, reason: string): Outcome {
+    this.opts.events.emit("job:released", { job: rec, reason });
+    return { id: rec.id, token: rec.leaseToken, state: JobState.Enqueued, reason, worker: this.opts.serverId };
+  }
+
+  // --------------------------------------------------------- completion
+
+  private submit(outcome: Outcome): void {
+    this.pending.push(outcome);
+    if (!this.flushing) void this.flush();
+  }
+
+  /**
+   * Writes pending outcomes in one call. On a store error it retries with
+   * backoff for up to one lease: past that the job's lease has run out and
+   * the job will be reclaimed and run again (at-least-once), so the outcome
+   * is dropped rather than held forever.
+   */
+  private flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (this.pending.length === 0) return Promise.resolve();
+    const batch = this.pending;
+    this.pending = [];
+    this.flushing = (async () => {
+      let waited = 0;
+      let backoff = 50;
+      for (;;) {
+        try {
+          const results = await this.storage.complete(batch, this.opts.clock.now());
+          for (const r of results) {
+            if (r.status === "lost") {
+              this.opts.logger.warn("outcome fenced out: the lease was lost", { jobId: r.id });
+              this.opts.events.emit("job:lost", { id: r.id, reason: "lease lost before the outcome was written" });
+            }
+          }
+          break;
+        } catch (error) {
+          this.opts.events.emit("storage:error", { operation: "complete", error });
+          if (waited >= this.opts.leaseMs) {
+            this.opts.logger.error("could not record outcomes within a lease; the jobs will be reclaimed", { count: batch.length, error: String(error) });
+            break;
+          }
+          this.opts.logger.warn("could not record outcomes; retrying", { count: batch.length, error: String(error), retryInMs: backoff });
+          await sleep(backoff);
+          waited += backoff;
+          backoff = Math.min(backoff * 2, 2000);
+        }
+      }
+    })().finally(() => {
+      this.flushing = null;
+      if (this.pending.length > 0) void this.flush();
+    });
+    return this.flushing;
+  }
+
+  // ---------------------------------------------------------- heartbeat
+
+  private ensureHeartbeat(): void {
+    if (this.heartbeatTimer || this.heartbeating) return;
+    const every = Math.max(10, Math.floor(this.opts.leaseMs / 3));
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeatTimer = null;
+      void this.beat();
+    }, every);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+
+  /** Extends every running lease in one call; aborts the jobs whose lease is gone. */
+  async beat(): Promise<void> {
+    if (this.running.size === 0) return;
+    this.heartbeating = true;
+    const entries = [...this.running.values()];
+    try {
+      const owned = new Set(await this.storage.extendLeases(entries.map((e) => e.lease), this.opts.leaseMs, this.opts.clock.now()));
+      for (const e of entries) {
+        if (!owned.has(e.record.id) && this.running.get(e.record.id) === e && !e.controller.signal.aborted) {
+          e.controller.abort(new LeaseLostError(e.record.id));
+        }
+      }
+    } catch (error) {
+      this.opts.events.emit("storage:error", { operation: "extendLeases", error });
+      this.opts.logger.warn("heartbeat failed; retrying next beat", { error: String(error) });
+    } finally {
+      this.heartbeating = false;
+      if (this.running.size > 0) this.ensureHeartbeat();
+    }
+  }
+}
+
+function jsonOrString(v: unknown): unknown {
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? undefined : JSON.parse(s);
+  } catch {
+    return String(v);
+  }
+}

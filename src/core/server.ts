@@ -1,0 +1,244 @@
+/**
+ * BackgroundJobServer: the long-running loop over the processor and the
+ * scheduler, for Node (or any process that lives).
+ *
+ * Polling: after a full batch it claims again at once; after a partial one
+ * it waits `pollingInterval`; when a poll finds nothing, the wait doubles up
+ * to `maxPollingInterval` (±10% jitter), so an idle server costs at most one
+ * store request per polling interval. An enqueue through the same Storage
+ * object wakes it at once; so does a backend notification (Postgres
+ * LISTEN/NOTIFY) through `wake()`.
+ */
+import { sleep } from "./clock.js";
+import type { ResolvedServerConfig } from "./config.js";
+import { ServerConfig } from "./config.js";
+import { ShutdownError } from "./errors.js";
+import { Emitter, type JobEventMap, type Listener } from "./events.js";
+import type { Logger } from "./logger.js";
+import { Processor } from "./processor.js";
+import type { WorkerRegistry } from "./registry.js";
+import { Scheduler, nextSlot } from "./scheduler.js";
+import type { RecurringDefinition, Storage } from "./storage.js";
+
+export class BackgroundJobServer {
+  readonly config: ResolvedServerConfig;
+  readonly events = new Emitter<JobEventMap>();
+  private readonly processor: Processor;
+  private readonly scheduler: Scheduler;
+  private readonly logger: Logger;
+  private running = false;
+  private stopping: AbortController | null = null;
+  private loopDone: Promise<void> | null = null;
+  private wakeWait: (() => void) | null = null;
+  private wakePending = false;
+  private maintenanceTimer: ReturnType<typeof setTimeout> | null = null;
+  private recurringTimer: ReturnType<typeof setTimeout> | null = null;
+  private defs: RecurringDefinition[] = [];
+  private unsubscribe: (() => void) | null = null;
+  private maintaining: Promise<void> | null = null;
+  private wakeAtTimer: ReturnType<typeof setTimeout> | null = null;
+  private wakeAtTime = Infinity;
+
+  constructor(
+    readonly storage: Storage,
+    readonly registry: WorkerRegistry,
+    config: ServerConfig = new ServerConfig(),
+  ) {
+    this.config = config.resolve();
+    this.logger = this.config.logger.child({ server: this.config.serverId });
+    this.processor = new Processor(storage, registry, {
+      serverId: this.config.serverId,
+      concurrency: this.config.workerCount,
+      queues: this.config.queues,
+      leaseMs: this.config.leaseMs,
+      fetchBatchSize: this.config.fetchBatchSize,
+      jobTimeoutMs: this.config.jobTimeoutMs,
+      retryPolicy: this.config.retryPolicy,
+      clock: this.config.clock,
+      logger: this.logger,
+      events: this.events,
+    });
+    this.scheduler = new Scheduler(storage, this.events, this.logger);
+  }
+
+  get serverId(): string {
+    return this.config.serverId;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Jobs running right now. */
+  get activeJobs(): number {
+    return this.processor.runningCount;
+  }
+
+  on<K extends keyof JobEventMap>(event: K, fn: Listener<JobEventMap[K]>): () => void {
+    return this.events.on(event, fn);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    await this.storage.migrate();
+    this.running = true;
+    this.stopping = new AbortController();
+    const queues = new Set(this.config.queues);
+    this.unsubscribe = this.storage.onEnqueue((jobs) => {
+      const now = this.config.clock.now();
+      let soonest = Infinity;
+      for (const j of jobs) if (queues.has(j.queue)) soonest = Math.min(soonest, j.runAt);
+      if (soonest <= now) this.wake();
+      else if (soonest !== Infinity) this.wakeAt(soonest);
+    });
+    this.logger.info("server started", { workers: this.config.workerCount, queues: this.config.queues, storage: this.storage.kind });
+    if (this.config.enableScheduler) this.scheduleMaintenance(0);
+    this.loopDone = this.loop();
+  }
+
+  /**
+   * Stops gracefully: claims nothing more, gives running jobs up to
+   * `shutdownTimeout` (or `graceMs`) to finish, then aborts the rest and puts
+   * them back in `enqueued` at once (their attempt not counted).
+   */
+  async stop(graceMs: number = this.config.shutdownTimeoutMs): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.stopping?.abort();
+    this.wake();
+    if (this.maintenanceTimer) clearTimeout(this.maintenanceTimer);
+    if (this.recurringTimer) clearTimeout(this.recurringTimer);
+    if (this.wakeAtTimer) clearTimeout(this.wakeAtTimer);
+    this.wakeAtTime = Infinity;
+    this.unsubscribe?.();
+    await this.loopDone;
+    await this.maintaining;
+    await this.processor.drain(graceMs, new ShutdownError());
+    this.logger.info("server stopped", {});
+  }
+
+  /** Polls now instead of at the next interval. */
+  wake(): void {
+    this.wakePending = true;
+    const w = this.wakeWait;
+    this.wakeWait = null;
+    w?.();
+  }
+
+  /** One timer for the soonest scheduled job enqueued here, if it comes before the next poll would. */
+  private wakeAt(at: number): void {
+    if (at >= this.wakeAtTime) return;
+    const delay = at - this.config.clock.now();
+    if (delay > this.config.maxPollingIntervalMs) return;
+    if (this.wakeAtTimer) clearTimeout(this.wakeAtTimer);
+    this.wakeAtTime = at;
+    this.wakeAtTimer = setTimeout(() => {
+      this.wakeAtTimer = null;
+      this.wakeAtTime = Infinity;
+      this.wake();
+    }, Math.max(0, delay));
+  }
+
+  private waitForWake(ms: number): Promise<void> {
+    if (this.wakePending) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        if (self.wakeWait === done) self.wakeWait = null;
+        self.wakePending = false;
+        resolve();
+      }
+      this.wakeWait = done;
+    });
+  }
+
+  private async loop(): Promise<void> {
+    const { pollingIntervalMs: base, maxPollingIntervalMs: max } = this.config;
+    let idle = 0;
+    let errors = 0;
+    while (this.running) {
+      if (this.processor.freeSlots() === 0) {
+        await this.processor.waitForCompletion(this.stopping!.signal);
+        continue;
+      }
+      this.wakePending = false;
+      let asked = 0;
+      let claimed = 0;
+      try {
+        asked = Math.min(this.processor.freeSlots(), this.config.fetchBatchSize);
+        ({ claimed } = await this.processor.fill());
+        errors = 0;
+      } catch (error) {
+        errors++;
+        this.events.emit("storage:error", { operation: "claim", error });
+        this.logger.warn("claim failed; backing off", { error: String(error) });
+        await sleep(Math.min(max, base * 2 ** Math.min(errors, 6)), this.stopping!.signal);
+        continue;
+      }
+      if (!this.running) break;
+      if (claimed > 0 && claimed === asked) {
+        idle = 0;
+        continue;
+      }
+      idle = claimed > 0 ? 0 : idle + 1;
+      const wait = Math.min(max, base * 2 ** Math.max(0, idle - 1));
+      await this.waitForWake(wait * (0.9 + Math.random() * 0.2));
+    }
+  }
+
+  private scheduleMaintenance(delay: number): void {
+    if (!this.running) return;
+    this.maintenanceTimer = setTimeout(() => {
+      this.maintaining = this.maintain().finally(() => {
+        this.maintaining = null;
+        this.scheduleMaintenance(this.config.schedulerIntervalMs);
+      });
+    }, delay);
+  }
+
+  private async maintain(): Promise<void> {
+    try {
+      this.defs = await this.storage.listRecurring();
+      const report = await this.scheduler.maintain(this.config.clock.now(), this.defs);
+      if (report.promoted > 0 || report.reclaimed > 0 || report.fired > 0) this.wake();
+      this.armRecurringTimer();
+    } catch (error) {
+      this.events.emit("storage:error", { operation: "maintenance", error });
+      this.logger.warn("maintenance failed; will retry", { error: String(error) });
+    }
+  }
+
+  /** Fires the next recurring slot on time instead of at the next maintenance pass. */
+  private armRecurringTimer(): void {
+    if (this.recurringTimer) clearTimeout(this.recurringTimer);
+    this.recurringTimer = null;
+    if (!this.running || this.defs.length === 0) return;
+    const now = this.config.clock.now();
+    let soonest = Infinity;
+    for (const d of this.defs) {
+      try {
+        soonest = Math.min(soonest, nextSlot(d, now) ?? Infinity);
+      } catch {
+        // invalid definitions are reported by the scheduler
+      }
+    }
+    const delay = soonest - now;
+    if (!Number.isFinite(delay) || delay >= this.config.schedulerIntervalMs) return;
+    this.recurringTimer = setTimeout(() => {
+      this.recurringTimer = null;
+      if (!this.running) return;
+      this.scheduler
+        .fireRecurring(this.config.clock.now(), this.defs)
+        .then((n) => {
+          if (n > 0) this.wake();
+        })
+        .catch((error) => this.events.emit("storage:error", { operation: "recurring", error }))
+        .finally(() => this.armRecurringTimer());
+    }, Math.max(0, delay) + 5);
+  }
+}
