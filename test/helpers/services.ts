@@ -1,0 +1,64 @@
+/**
+ * The real services tests run against. Under CI=true a missing service is a
+ * failing test, never a skip; elsewhere the suite says loudly that it skipped.
+ */
+import { Socket } from "node:net";
+import { describe, it } from "vitest";
+
+export const REDIS_URL = process.env.QML_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+export const DATABASE_URL = process.env.QML_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+export function isCI(): boolean {
+  return process.env.CI === "true" || process.env.CI === "1";
+}
+
+/** Whether something accepts TCP connections at host:port (within 1 s). */
+export function tcpReachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once("error", () => done(false));
+    s.connect(port, host, () => done(true));
+  });
+}
+
+function hostPort(url: string, defaultPort: number): [string, number] {
+  const u = new URL(url);
+  return [u.hostname || "127.0.0.1", Number(u.port || defaultPort)];
+}
+
+export const redisAvailable = (): Promise<boolean> => tcpReachable(...hostPort(REDIS_URL, 6379));
+export const postgresAvailable = (): Promise<boolean> => tcpReachable(...hostPort(DATABASE_URL, 5432));
+
+const availability = new Map<string, boolean>();
+/** Resolved before the test files are collected (top-level await in each file). */
+export async function serviceUp(name: "redis" | "postgres"): Promise<boolean> {
+  if (!availability.has(name)) availability.set(name, await (name === "redis" ? redisAvailable() : postgresAvailable()));
+  return availability.get(name)!;
+}
+
+/**
+ * `describe` for a suite that needs a service. Usage (top-level await):
+ *
+ *   describeWithService("redis", await serviceUp("redis"), "redis storage", () => { ... });
+ */
+export function describeWithService(service: string, up: boolean, name: string, fn: () => void): void {
+  if (up) {
+    describe(name, fn);
+    return;
+  }
+  if (isCI()) {
+    describe(name, () => {
+      it(`needs ${service}, which is not reachable`, () => {
+        throw new Error(`[qml] ${service} is not reachable and CI=true: start it (see .ci/run) instead of skipping`);
+      });
+    });
+    return;
+  }
+  console.warn(`\n[qml] SKIPPING "${name}": ${service} is not reachable (set CI=true to make this a failure)\n`);
+  describe.skip(name, fn);
+}
