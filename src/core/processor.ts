@@ -41,6 +41,11 @@ export interface ProcessorOptions {
   events: Emitter<JobEventMap>;
 }
 
+/** Running jobs are keyed by id and token: the same job may be claimed again here after its lease was lost. */
+function runKey(id: string, token: number): string {
+  return `${id}#${token}`;
+}
+
 interface Running {
   record: JobRecord;
   lease: LeaseRef;
@@ -199,12 +204,15 @@ export class Processor {
       workerId,
       done: Promise.resolve(),
     };
-    this.running.set(rec.id, entry);
+    const key = runKey(rec.id, rec.leaseToken);
+    // An older run of this job here has lost its lease (we just claimed it anew): tell it.
+    for (const r of this.running.values()) if (r.record.id === rec.id && !r.controller.signal.aborted) r.controller.abort(new LeaseLostError(rec.id));
+    this.running.set(key, entry);
     this.ensureHeartbeat();
     entry.done = this.run(entry)
       .catch((e) => this.opts.logger.error("processor failed to run a job", { jobId: rec.id, error: String(e) }))
       .finally(() => {
-        this.running.delete(rec.id);
+        this.running.delete(key);
         this.freeWorkerSlots.push(slot);
         if (this.running.size === 0) this.stopHeartbeat();
         const waiters = this.slotWaiters;
@@ -409,7 +417,7 @@ export class Processor {
     try {
       const owned = new Set(await this.storage.extendLeases(entries.map((e) => e.lease), this.opts.leaseMs, this.opts.clock.now()));
       for (const e of entries) {
-        if (!owned.has(e.record.id) && this.running.get(e.record.id) === e && !e.controller.signal.aborted) {
+        if (!owned.has(e.record.id) && !e.controller.signal.aborted) {
           e.controller.abort(new LeaseLostError(e.record.id));
         }
       }
