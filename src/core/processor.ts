@@ -5,7 +5,7 @@
  * invocations (tick.ts). It claims only as many jobs as it has free slots,
  * so no claimed job waits locally while its lease runs. Every write after
  * the claim carries the lease token: a job whose lease was lost (expired and
- * reclaimed, deleted, requeued) cannot be overwritten by this process.
+ * reclaimed, deleted, requeued) cannot be overwritten from here.
  *
  * Completions are batched: outcomes that arrive while a flush is in flight
  * go out together in the next one (one round trip for many jobs).

@@ -27,7 +27,7 @@ export class ExponentialBackoff implements RetryPolicy {
     readonly jitter = 0.2,
     private readonly random: () => number = Math.random,
   ) {}
-  delayFor(attempt: number): number {
+  delayFor(attempt: number, _error?: unknown): number {
     const raw = Math.min(this.maxMs, this.baseMs * 2 ** Math.max(0, attempt - 1));
     const spread = raw * this.jitter * (this.random() - 0.5);
     return Math.max(0, Math.round(raw + spread));
@@ -39,7 +39,7 @@ export class ExponentialBackoff implements RetryPolicy {
 
 export class FixedBackoff implements RetryPolicy {
   constructor(readonly delayMs: number) {}
-  delayFor(): number {
+  delayFor(_attempt?: number, _error?: unknown): number {
     return this.delayMs;
   }
   toSpec(): RetrySpec {
