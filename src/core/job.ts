@@ -138,8 +138,8 @@ export class Job {
   error: ErrorInfo | undefined;
   progress: unknown;
 
-  constructor(name: string, args: unknown[] = [], options: JobOptions = {}) {
-    this.id = crypto.randomUUID();
+  constructor(name: string, args: unknown[] = [], options: JobOptions = {}, id?: string) {
+    this.id = id ?? crypto.randomUUID();
     this.name = name;
     this.arguments = args;
     this.queue = options.queue ?? DEFAULT_QUEUE;
@@ -172,17 +172,21 @@ export class Job {
   }
 
   static fromRecord(r: JobRecord): Job {
-    const job = new Job(r.name, r.args, {
-      queue: r.queue,
-      priority: r.priority,
-      maxAttempts: r.maxAttempts,
-      ...(r.retry ? { retry: r.retry } : {}),
-      ...(r.uniqueKey !== undefined ? { uniqueKey: r.uniqueKey } : {}),
-      ...(r.timeoutMs !== undefined ? { timeout: r.timeoutMs } : {}),
-      metadata: r.metadata ?? {},
-      runAt: new Date(r.runAt),
-    });
-    job.id = r.id;
+    const job = new Job(
+      r.name,
+      r.args,
+      {
+        queue: r.queue,
+        priority: r.priority,
+        maxAttempts: r.maxAttempts,
+        retry: r.retry,
+        uniqueKey: r.uniqueKey,
+        timeout: r.timeoutMs,
+        metadata: r.metadata ?? {},
+        runAt: new Date(r.runAt),
+      },
+      r.id,
+    );
     job.state = r.state;
     job.attempts = r.attempts;
     job.history = r.history.map((h) => ({ ...h, at: new Date(h.at) }));

@@ -46,10 +46,44 @@ function runKey(id: string, token: number): string {
   return `${id}#${token}`;
 }
 
+/**
+ * Abort state of one run. The AbortController is made only when the worker
+ * reads `ctx.signal` (an AbortController costs more than the rest of a no-op
+ * job's bookkeeping); the run itself races against `aborted`.
+ */
+class RunAbort {
+  reason: unknown = undefined;
+  private controller: AbortController | undefined;
+  private reject: ((reason: unknown) => void) | undefined;
+  readonly promise: Promise<never>;
+  constructor() {
+    this.promise = new Promise<never>((_, reject) => {
+      this.reject = reject;
+    });
+    this.promise.catch(() => {});
+  }
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.reject?.(reason);
+  }
+}
+
 interface Running {
   record: JobRecord;
   lease: LeaseRef;
-  controller: AbortController;
+  controller: RunAbort;
   startedAt: number;
   workerId: string;
   done: Promise<void>;
@@ -74,7 +108,10 @@ export class DurationStats {
 
 export class Processor {
   private readonly running = new Map<string, Running>();
+  /** The newest run of each job id here. */
+  private readonly runningById = new Map<string, Running>();
   private readonly freeWorkerSlots: number[];
+  private readonly workerIds: string[] = [];
   private slotWaiters: Array<() => void> = [];
   private pending: Outcome[] = [];
   private flushing: Promise<void> | null = null;
@@ -193,9 +230,9 @@ export class Processor {
   // ------------------------------------------------------------ running
 
   private start(rec: JobRecord): void {
-    const controller = new AbortController();
+    const controller = new RunAbort();
     const slot = this.freeWorkerSlots.pop() ?? this.running.size + 1;
-    const workerId = `${this.opts.serverId}/${slot}`;
+    const workerId = (this.workerIds[slot] ??= `${this.opts.serverId}/${slot}`);
     const entry: Running = {
       record: rec,
       lease: { id: rec.id, token: rec.leaseToken },
@@ -206,25 +243,36 @@ export class Processor {
     };
     const key = runKey(rec.id, rec.leaseToken);
     // An older run of this job here has lost its lease (we just claimed it anew): tell it.
-    for (const r of this.running.values()) if (r.record.id === rec.id && !r.controller.signal.aborted) r.controller.abort(new LeaseLostError(rec.id));
+    this.runningById.get(rec.id)?.controller.abort(new LeaseLostError(rec.id));
+    this.runningById.set(rec.id, entry);
     this.running.set(key, entry);
     this.ensureHeartbeat();
-    entry.done = this.run(entry)
-      .catch((e) => this.opts.logger.error("processor failed to run a job", { jobId: rec.id, error: String(e) }))
-      .finally(() => {
-        this.running.delete(key);
-        this.freeWorkerSlots.push(slot);
-        if (this.running.size === 0) this.stopHeartbeat();
+    entry.done = this.runAndRelease(entry, key, slot);
+  }
+
+  private async runAndRelease(entry: Running, key: string, slot: number): Promise<void> {
+    try {
+      await this.run(entry);
+    } catch (e) {
+      this.opts.logger.error("processor failed to run a job", { jobId: entry.record.id, error: String(e) });
+    } finally {
+      this.running.delete(key);
+      if (this.runningById.get(entry.record.id) === entry) this.runningById.delete(entry.record.id);
+      this.freeWorkerSlots.push(slot);
+      if (this.running.size === 0) this.stopHeartbeat();
+      if (this.slotWaiters.length > 0) {
         const waiters = this.slotWaiters;
         this.slotWaiters = [];
         for (const w of waiters) w();
-      });
+      }
+    }
   }
 
   private async run(entry: Running): Promise<void> {
     const { record: rec, controller, workerId } = entry;
-    const log = this.opts.logger.child({ jobId: rec.id, job: rec.name, attempt: rec.attempts, worker: workerId });
-    this.opts.events.emit("job:start", { job: rec, workerId });
+    let logger: Logger | undefined;
+    const log = () => (logger ??= this.opts.logger.child({ jobId: rec.id, job: rec.name, attempt: rec.attempts, worker: workerId }));
+    if (this.opts.events.has("job:start")) this.opts.events.emit("job:start", { job: rec, workerId });
     const worker = this.registry.get(rec.name);
     const timeoutMs = rec.timeoutMs ?? this.opts.jobTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -234,20 +282,14 @@ export class Processor {
       outcome = { kind: "error", error: new UnknownJobNameError(rec.name) };
     } else {
       const ctx = this.context(entry, log);
-      const aborted = new Promise<never>((_, reject) => {
-        const onAbort = () => reject(controller.signal.reason);
-        if (controller.signal.aborted) onAbort();
-        else controller.signal.addEventListener("abort", onAbort, { once: true });
-      });
-      aborted.catch(() => {});
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => controller.abort(new TimeoutError(rec.id, timeoutMs)), timeoutMs);
       }
       try {
-        const r = await Promise.race([Promise.resolve().then(() => worker.execute(Job.fromRecord(rec), ctx)), aborted]);
+        const r = await Promise.race([Promise.resolve().then(() => worker.execute(Job.fromRecord(rec), ctx)), controller.promise]);
         outcome = { kind: "result", result: r instanceof WorkerResult ? r : WorkerResult.success(r ?? undefined) };
       } catch (e) {
-        outcome = { kind: "error", error: controller.signal.aborted ? controller.signal.reason : e };
+        outcome = { kind: "error", error: controller.aborted ? controller.reason : e };
       } finally {
         clearTimeout(timer);
       }
@@ -255,11 +297,11 @@ export class Processor {
 
     const now = this.opts.clock.now();
     const durationMs = Math.max(0, now - entry.startedAt);
-    const reason = controller.signal.aborted ? controller.signal.reason : undefined;
+    const reason = controller.reason;
     if (reason instanceof LeaseLostError) {
       // Fenced: whatever we wrote now would be refused; the next owner decides.
-      log.warn("lease lost; outcome dropped", {});
-      this.opts.events.emit("job:lost", { id: rec.id, reason: "lease lost while running" });
+      log().warn("lease lost; outcome dropped", {});
+      if (this.opts.events.has("job:lost")) this.opts.events.emit("job:lost", { id: rec.id, reason: "lease lost while running" });
       return;
     }
     if (reason instanceof ShutdownError || reason instanceof DeadlineError) {
@@ -270,15 +312,19 @@ export class Processor {
     this.submit(this.decide(rec, outcome, now, workerId, durationMs, log));
   }
 
-  private context(entry: Running, log: Logger): WorkerContext {
+  private context(entry: Running, log: () => Logger): WorkerContext {
     const { record: rec, controller, workerId, lease } = entry;
     return {
       attempt: rec.attempts,
-      signal: controller.signal,
+      get signal() {
+        return controller.signal;
+      },
       serverId: this.opts.serverId,
       workerId,
       leaseToken: rec.leaseToken,
-      logger: log,
+      get logger() {
+        return log();
+      },
       heartbeat: async () => {
         const owned = await this.storage.extendLeases([lease], this.opts.leaseMs, this.opts.clock.now());
         if (owned.length === 0) {
@@ -302,13 +348,12 @@ export class Processor {
     now: number,
     workerId: string,
     durationMs: number,
-    log: Logger,
+    log: () => Logger,
   ): Outcome {
     const base = { id: rec.id, token: rec.leaseToken, worker: workerId };
     if (outcome.kind === "result" && outcome.result.kind === "success") {
       const result = outcome.result.value;
-      this.opts.events.emit("job:succeeded", { job: rec, workerId, durationMs, result });
-      log.debug("job succeeded", { durationMs });
+      if (this.opts.events.has("job:succeeded")) this.opts.events.emit("job:succeeded", { job: rec, workerId, durationMs, result });
       return { ...base, state: JobState.Succeeded, ...(result !== undefined ? { result: jsonOrString(result) } : {}), reason: "succeeded" };
     }
     let error: ErrorInfo;
@@ -326,20 +371,20 @@ export class Processor {
     }
     if (forceFail || rec.attempts >= rec.maxAttempts) {
       const why = forceFail ? "failed" : `failed after ${rec.attempts} attempt${rec.attempts === 1 ? "" : "s"}`;
-      this.opts.events.emit("job:failed", { job: rec, workerId, durationMs, error });
-      log.warn("job failed", { error: error.message, durationMs });
+      if (this.opts.events.has("job:failed")) this.opts.events.emit("job:failed", { job: rec, workerId, durationMs, error });
+      log().warn("job failed", { error: error.message, durationMs });
       return { ...base, state: JobState.Failed, error, reason: `${why}: ${error.message}` };
     }
     const policy = rec.retry ? RetryPolicy.fromSpec(rec.retry) : (this.registry.get(rec.name)?.retryPolicy ?? this.opts.retryPolicy);
     const delay = delayMs ?? policy.delayFor(rec.attempts, cause);
     const runAt = now + Math.max(0, delay);
-    this.opts.events.emit("job:retry", { job: rec, workerId, durationMs, error, runAt });
-    log.info("job will retry", { error: error.message, retryInMs: delay });
+    if (this.opts.events.has("job:retry")) this.opts.events.emit("job:retry", { job: rec, workerId, durationMs, error, runAt });
+    log().info("job will retry", { error: error.message, retryInMs: delay });
     return { ...base, state: JobState.AwaitingRetry, runAt, error, reason: `retry ${rec.attempts + 1}/${rec.maxAttempts} in ${delay} ms: ${error.message}` };
   }
 
   private releaseOutcome(rec: JobRecord, reason: string): Outcome {
-    this.opts.events.emit("job:released", { job: rec, reason });
+    if (this.opts.events.has("job:released")) this.opts.events.emit("job:released", { job: rec, reason });
     return { id: rec.id, token: rec.leaseToken, state: JobState.Enqueued, reason, worker: this.opts.serverId };
   }
 
@@ -370,7 +415,7 @@ export class Processor {
           for (const r of results) {
             if (r.status === "lost") {
               this.opts.logger.warn("outcome fenced out: the lease was lost", { jobId: r.id });
-              this.opts.events.emit("job:lost", { id: r.id, reason: "lease lost before the outcome was written" });
+              if (this.opts.events.has("job:lost")) this.opts.events.emit("job:lost", { id: r.id, reason: "lease lost before the outcome was written" });
             }
           }
           break;
@@ -417,7 +462,7 @@ export class Processor {
     try {
       const owned = new Set(await this.storage.extendLeases(entries.map((e) => e.lease), this.opts.leaseMs, this.opts.clock.now()));
       for (const e of entries) {
-        if (!owned.has(e.record.id) && !e.controller.signal.aborted) {
+        if (!owned.has(e.record.id) && !e.controller.aborted) {
           e.controller.abort(new LeaseLostError(e.record.id));
         }
       }

@@ -111,8 +111,24 @@ export class MemoryStorage extends Storage {
         out.push({ id: r.id, created: false });
         continue;
       }
-      const s: Stored = { rec: { ...r, args: [], history: [...r.history] }, argsJson: JSON.stringify(r.args), resultJson: undefined, seq: 0 };
-      delete s.rec.result;
+      // Every optional field is present from the start (and never deleted):
+      // records keep one hidden class, which keeps claim/complete fast.
+      const rec: JobRecord = {
+        leaseOwner: undefined,
+        leaseUntil: undefined,
+        finishedAt: undefined,
+        error: undefined,
+        progress: undefined,
+        retry: undefined,
+        timeoutMs: undefined,
+        uniqueKey: undefined,
+        metadata: undefined,
+        ...r,
+        result: undefined,
+        args: [],
+        history: [...r.history],
+      };
+      const s: Stored = { rec, argsJson: JSON.stringify(r.args), resultJson: undefined, seq: 0 };
       this.jobs.set(r.id, s);
       if (r.uniqueKey !== undefined) this.unique.set(r.uniqueKey, r.id);
       this.count(r.queue, r.state, +1);
@@ -170,13 +186,13 @@ export class MemoryStorage extends Storage {
       }
       const r = s.rec;
       this.processing.delete(r.id);
-      delete r.leaseOwner;
-      delete r.leaseUntil;
+      r.leaseOwner = undefined;
+      r.leaseUntil = undefined;
       r.updatedAt = now;
       switch (o.state) {
         case JobState.Succeeded:
           s.resultJson = o.result === undefined ? undefined : JSON.stringify(o.result);
-          delete r.error;
+          r.error = undefined;
           r.finishedAt = now;
           this.tally(now, "succeeded");
           break;
@@ -216,8 +232,8 @@ export class MemoryStorage extends Storage {
       if (r.leaseUntil === undefined || r.leaseUntil >= now) continue;
       this.processing.delete(id);
       const owner = r.leaseOwner;
-      delete r.leaseOwner;
-      delete r.leaseUntil;
+      r.leaseOwner = undefined;
+      r.leaseUntil = undefined;
       r.leaseToken++;
       r.updatedAt = now;
       if (r.attempts >= r.maxAttempts) {
@@ -244,16 +260,16 @@ export class MemoryStorage extends Storage {
     const r = s.rec;
     if (!from.includes(r.state)) return { record: this.snapshot(s), applied: false };
     this.processing.delete(id);
-    delete r.leaseOwner;
-    delete r.leaseUntil;
+    r.leaseOwner = undefined;
+    r.leaseUntil = undefined;
     r.leaseToken++;
     r.updatedAt = now;
     if (to === JobState.Enqueued) {
       r.attempts = 0;
       r.runAt = now;
-      delete r.error;
-      delete r.finishedAt;
-      delete r.progress;
+      r.error = undefined;
+      r.finishedAt = undefined;
+      r.progress = undefined;
       s.resultJson = undefined;
     } else {
       r.finishedAt = now;
