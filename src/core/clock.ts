@@ -51,3 +51,28 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+/**
+ * A clock that follows the store's clock: local time plus an offset measured
+ * against `Storage.serverTime()`. Every server computes lease deadlines,
+ * reclaims and recurring slots from the store's time, so a machine whose
+ * clock is minutes off neither reclaims live leases early nor fires a slot
+ * twice.
+ */
+export class StoreAlignedClock implements Clock {
+  offsetMs = 0;
+  constructor(readonly base: Clock) {}
+  now(): number {
+    return this.base.now() + this.offsetMs;
+  }
+  /** Measures the offset; `serverTime` resolves to the store's time, or undefined when it has none. */
+  async sync(serverTime: () => Promise<number | undefined>): Promise<number> {
+    const before = this.base.now();
+    const t = await serverTime();
+    const after = this.base.now();
+    if (t === undefined) return this.offsetMs;
+    // The store read its clock somewhere in the round trip: assume the middle.
+    this.offsetMs = Math.round(t - (before + after) / 2);
+    return this.offsetMs;
+  }
+}

@@ -23,6 +23,8 @@ export interface ResolvedServerConfig {
   shutdownTimeoutMs: number;
   retryPolicy: RetryPolicy;
   clock: Clock;
+  /** Align the clock with the store's (default: on with the system clock, off with a clock you set). */
+  clockSync: boolean;
   logger: Logger;
 }
 
@@ -50,6 +52,7 @@ export class ServerConfig {
       shutdownTimeoutMs: 10_000,
       retryPolicy: defaultRetryPolicy,
       clock: systemClock,
+      clockSync: true,
       logger: new JsonLogger("info"),
     };
   }
@@ -111,8 +114,15 @@ export class ServerConfig {
     this.c.retryPolicy = p;
     return this;
   }
+  /** The clock for store times; a clock you set is used as is (no alignment with the store) unless clockSync(true) follows. */
   clock(c: Clock): this {
     this.c.clock = c;
+    this.c.clockSync = false;
+    return this;
+  }
+  /** Align this server's clock with the store's clock (Redis TIME, Postgres clock_timestamp()). */
+  clockSync(on: boolean): this {
+    this.c.clockSync = on;
     return this;
   }
   logger(l: Logger): this {

@@ -9,7 +9,7 @@
  * object wakes it at once; so does a backend notification (Postgres
  * LISTEN/NOTIFY) through `wake()`.
  */
-import { sleep } from "./clock.js";
+import { StoreAlignedClock, sleep, type Clock } from "./clock.js";
 import type { ResolvedServerConfig } from "./config.js";
 import { ServerConfig } from "./config.js";
 import { ShutdownError } from "./errors.js";
@@ -39,12 +39,18 @@ export class BackgroundJobServer {
   private wakeAtTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeAtTime = Infinity;
 
+  private readonly aligned: StoreAlignedClock | null;
+  private lastSync = -Infinity;
+
   constructor(
     readonly storage: Storage,
     readonly registry: WorkerRegistry,
     config: ServerConfig = new ServerConfig(),
   ) {
-    this.config = config.resolve();
+    const resolved = config.resolve();
+    this.aligned = resolved.clockSync ? new StoreAlignedClock(resolved.clock) : null;
+    const clock: Clock = this.aligned ?? resolved.clock;
+    this.config = { ...resolved, clock };
     this.logger = this.config.logger.child({ server: this.config.serverId });
     this.processor = new Processor(storage, registry, {
       serverId: this.config.serverId,
@@ -81,6 +87,7 @@ export class BackgroundJobServer {
   async start(): Promise<void> {
     if (this.running) return;
     await this.storage.migrate();
+    await this.syncClock();
     this.running = true;
     this.stopping = new AbortController();
     const queues = new Set(this.config.queues);
@@ -201,8 +208,17 @@ export class BackgroundJobServer {
     }, delay);
   }
 
+  /** Re-measures the offset to the store's clock (at start, then at most once a minute). */
+  private async syncClock(): Promise<void> {
+    if (!this.aligned || performance.now() - this.lastSync < 60_000) return;
+    this.lastSync = performance.now();
+    const offset = await this.aligned.sync(() => this.storage.serverTime());
+    if (Math.abs(offset) > 2000) this.logger.warn("this machine's clock differs from the store's; using the store's time", { offsetMs: offset });
+  }
+
   private async maintain(): Promise<void> {
     try {
+      await this.syncClock();
       this.defs = await this.storage.listRecurring();
       const report = await this.scheduler.maintain(this.config.clock.now(), this.defs);
       if (report.promoted > 0 || report.reclaimed > 0 || report.fired > 0) this.wake();

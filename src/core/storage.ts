@@ -254,6 +254,14 @@ export abstract class Storage {
   /** Sets lastSlot if it moves forward. Returns false when another caller got there first. */
   abstract markRecurringFired(id: string, slot: number): Promise<boolean>;
 
+  /**
+   * The store's own clock (epoch ms), for aligning servers whose clocks
+   * disagree. Undefined when the store has no clock of its own (memory).
+   */
+  async serverTime(): Promise<number | undefined> {
+    return undefined;
+  }
+
   // --------------------------------------------------- the public surface
 
   /** Enqueues one job (returns its id) or many (returns their ids, in order, in one round trip). */

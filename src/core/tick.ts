@@ -13,7 +13,7 @@
  *   before even that, their leases simply run out and any invocation
  *   reclaims them.
  */
-import { systemClock } from "./clock.js";
+import { StoreAlignedClock, systemClock } from "./clock.js";
 import { DeadlineError } from "./errors.js";
 import { Emitter, type JobEventMap } from "./events.js";
 import { DEFAULT_QUEUE } from "./job.js";
@@ -45,6 +45,8 @@ export interface TickOptions {
   maintenance?: boolean;
   /** Stop once this many jobs were started (default: no limit). */
   maxJobs?: number;
+  /** Align with the store's clock (default true unless `clock` is given). */
+  clockSync?: boolean;
   /** Durations observed by earlier ticks in this isolate, for deadline planning. */
   durations?: DurationStats;
 }
@@ -65,11 +67,19 @@ export interface TickReport extends MaintenanceReport {
 const sharedDurations = new DurationStats();
 
 export async function tick(o: TickOptions): Promise<TickReport> {
-  const clock = o.clock ?? systemClock;
+  let clock: Clock = o.clock ?? systemClock;
+  let deadline = o.deadline;
+  if (o.clock === undefined && o.clockSync !== false) {
+    // One extra round trip per invocation keeps leases on the store's clock;
+    // the platform's deadline is on ours, so it moves by the same offset.
+    const aligned = new StoreAlignedClock(systemClock);
+    deadline += await aligned.sync(() => o.storage.serverTime());
+    clock = aligned;
+  }
   const logger = o.logger ?? silentLogger;
   const events = o.events ?? new Emitter<JobEventMap>();
   const safetyMs = o.safetyMs ?? 1000;
-  const stopAt = o.deadline - safetyMs;
+  const stopAt = deadline - safetyMs;
   const report: TickReport = { promoted: 0, reclaimed: 0, fired: 0, processed: 0, deferred: 0, released: 0, succeeded: 0, failed: 0, retried: 0 };
   const offs = [
     events.on("job:succeeded", () => report.succeeded++),
