@@ -1,0 +1,108 @@
+/**
+ * A job record as a Redis hash, and back.
+ *
+ * Fields are the JobRecord's names. Numbers are decimal strings; arguments,
+ * result, error, progress, retry and metadata are JSON text that the scripts
+ * never parse (Lua's cjson would rewrite numbers such as 1e21 or 0.1), so
+ * a job reads back exactly as it was written. History is one field: the
+ * entries' JSON joined by "\n", with `hn` counting them, so a script
+ * appends and trims it with string operations (see lib/common.lua).
+ * `seq` is the placement sequence the ready/delayed indexes are keyed by;
+ * `op` the id of the last operator transition (to recognise its retry).
+ */
+import { StorageUnavailableError } from "../../../core/errors.js";
+import { isJobState, type HistoryEntry, type JobRecord } from "../../../core/job.js";
+import type { RedisReply } from "./driver.js";
+
+/** Field/value pairs of a new record's hash. */
+export function encodeRecord(r: JobRecord): string[] {
+  const f: string[] = [
+    "id", r.id,
+    "name", r.name,
+    "args", JSON.stringify(r.args),
+    "queue", r.queue,
+    "priority", String(r.priority),
+    "state", r.state,
+    "attempts", String(r.attempts),
+    "maxAttempts", String(r.maxAttempts),
+    "createdAt", String(r.createdAt),
+    "updatedAt", String(r.updatedAt),
+    "runAt", String(r.runAt),
+    "leaseToken", String(r.leaseToken),
+    "history", r.history.map((h) => JSON.stringify(h)).join("\n"),
+    "hn", String(r.history.length),
+  ];
+  if (r.retry !== undefined) f.push("retry", JSON.stringify(r.retry));
+  if (r.timeoutMs !== undefined) f.push("timeoutMs", String(r.timeoutMs));
+  if (r.uniqueKey !== undefined) f.push("uniqueKey", r.uniqueKey);
+  if (r.metadata !== undefined) f.push("metadata", JSON.stringify(r.metadata));
+  if (r.leaseOwner !== undefined) f.push("leaseOwner", r.leaseOwner);
+  if (r.leaseUntil !== undefined) f.push("leaseUntil", String(r.leaseUntil));
+  if (r.finishedAt !== undefined) f.push("finishedAt", String(r.finishedAt));
+  const result = json(r.result);
+  if (result !== undefined) f.push("result", result);
+  if (r.error !== undefined) f.push("error", JSON.stringify(r.error));
+  const progress = json(r.progress);
+  if (progress !== undefined) f.push("progress", progress);
+  return f;
+}
+
+/** JSON text of a value, or undefined for undefined (and for what JSON drops, such as a function). */
+export function json(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  return JSON.stringify(v) as string | undefined;
+}
+
+function corrupt(why: string): never {
+  throw new StorageUnavailableError(`[qml] [redis] a job hash is malformed: ${why}`);
+}
+
+/** A HGETALL-shaped flat array to a record; null for an empty array (no such job). */
+export function decodeRecord(reply: RedisReply): JobRecord | null {
+  if (!Array.isArray(reply)) return corrupt("not an array");
+  if (reply.length === 0) return null;
+  const h = new Map<string, string>();
+  for (let i = 0; i + 1 < reply.length; i += 2) h.set(String(reply[i]), String(reply[i + 1]));
+  const str = (k: string) => h.get(k) ?? corrupt(`no ${k}`);
+  const num = (k: string) => {
+    const n = Number(str(k));
+    return Number.isFinite(n) ? n : corrupt(`${k} is not a number`);
+  };
+  const state = str("state");
+  if (!isJobState(state)) corrupt(`unknown state ${state}`);
+  const history = h.get("history");
+  const r: JobRecord = {
+    id: str("id"),
+    name: str("name"),
+    args: JSON.parse(str("args")) as unknown[],
+    queue: str("queue"),
+    priority: num("priority"),
+    state,
+    attempts: num("attempts"),
+    maxAttempts: num("maxAttempts"),
+    createdAt: num("createdAt"),
+    updatedAt: num("updatedAt"),
+    runAt: num("runAt"),
+    leaseToken: num("leaseToken"),
+    history: history ? (JSON.parse(`[${history.split("\n").join(",")}]`) as HistoryEntry[]) : [],
+  };
+  if (h.has("retry")) r.retry = JSON.parse(h.get("retry")!) as JobRecord["retry"];
+  if (h.has("timeoutMs")) r.timeoutMs = num("timeoutMs");
+  if (h.has("uniqueKey")) r.uniqueKey = h.get("uniqueKey")!;
+  if (h.has("metadata")) r.metadata = JSON.parse(h.get("metadata")!) as Record<string, unknown>;
+  if (h.has("leaseOwner")) r.leaseOwner = h.get("leaseOwner")!;
+  if (h.has("leaseUntil")) r.leaseUntil = num("leaseUntil");
+  if (h.has("finishedAt")) r.finishedAt = num("finishedAt");
+  if (h.has("result")) r.result = JSON.parse(h.get("result")!);
+  if (h.has("error")) r.error = JSON.parse(h.get("error")!) as JobRecord["error"];
+  if (h.has("progress")) r.progress = JSON.parse(h.get("progress")!);
+  return r;
+}
+
+/** A flat [k, v, k, v…] reply to a Map. */
+export function hashOf(reply: RedisReply): Map<string, string> {
+  const m = new Map<string, string>();
+  if (!Array.isArray(reply)) return m;
+  for (let i = 0; i + 1 < reply.length; i += 2) m.set(String(reply[i]), String(reply[i + 1]));
+  return m;
+}

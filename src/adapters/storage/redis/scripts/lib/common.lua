@@ -1,0 +1,297 @@
+--[[
+  common.lua: helpers shared by the scripts. Not a script: scripts/embed-lua.ts
+  pastes it where a script says `--@include lib/common.lua`.
+
+  Input every script shares: KEYS[1] = the base "<prefix>{<tag>}:". Every
+  other key is the base plus a suffix, so all keys a script touches carry
+  the same hash tag and sit in one Redis Cluster slot.
+
+  Key layout (suffixes of the base):
+    job:<id>            hash    the record (fields: see codec.ts)
+    ready:<queue>       zset    enqueued jobs, all scored 0; the member is
+                                7 digits (1e6 - priority) .. 16 digits runAt
+                                .. 16 digits seq .. id, so member order is
+                                priority desc, runAt, insertion. A score
+                                cannot hold that: priority (21 bits) + runAt
+                                (42 bits) + a sequence exceed a double's 53.
+    delayed             zset    scheduled + awaiting_retry; score runAt,
+                                member 16 digits seq .. id (FIFO among equals)
+    processing          zset    score leaseUntil, member id
+    finished            zset    succeeded + failed + deleted; score finishedAt
+    idx:created|updated|runat
+                        zset    score = that time, member id (list pages)
+    unique              hash    uniqueKey -> id
+    counts              hash    state -> jobs
+    qcounts             hash    "<queue>:<state>" -> jobs (0 is deleted)
+    tp:m / tp:h         hash    "s:<bucket>" / "f:<bucket>" -> succeeded / failed
+    tp:m:idx / tp:h:idx zset    bucket starts, to drop buckets past the window
+    seq                 string  placement counter
+    claims / claims:exp hash / zset   recent claim ids, to answer a retried
+                                claim with the same jobs (expire at lease end)
+    recurring, recurring:created, recurring:slot
+                        hash    id -> definition JSON / createdAt / lastSlot
+    meta                hash    schema version
+
+  Time: every "now" comes from the caller (ARGV); no script reads TIME.
+  Numbers go out through I(): Lua's own tostring keeps 14 digits only.
+]]
+local B = KEYS[1]
+local JOB = B .. "job:"
+-- HISTORY_LIMIT in src/core/job.ts (test/redis/scripts.test.ts keeps them equal).
+local HISTORY_LIMIT = 50
+
+local DELAYED = { scheduled = true, awaiting_retry = true }
+local FINISHED = { succeeded = true, failed = true, deleted = true }
+
+local function I(n)
+  return string.format("%.0f", n)
+end
+
+local function clamp(n, lo, hi)
+  if n < lo then return lo elseif n > hi then return hi end
+  return n
+end
+
+local function readyMember(priority, runAt, seq, id)
+  return string.format("%07.0f%016.0f%016.0f", clamp(1000000 - priority, 0, 2000000), clamp(runAt, 0, 9999999999999999), seq) .. id
+end
+local READY_ID_AT = 40
+
+local function delayedMember(seq, id)
+  return string.format("%016.0f", seq) .. id
+end
+local DELAYED_ID_AT = 17
+
+-- Bytewise order, as zset members sort (Lua's < follows the server's locale).
+local function bytesLess(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- Index writes are collected and sent once per call: one ZADD or ZREM with
+-- many members costs about what one with a single member does. Removals go
+-- before additions; a script that reads an index it wrote flushes first.
+local zadds, zrems, zkeys = {}, {}, {}
+local function zadd(key, score, member)
+  local t = zadds[key]
+  if not t then
+    t = {}
+    zadds[key] = t
+    zkeys[#zkeys + 1] = key
+  end
+  t[#t + 1] = score
+  t[#t + 1] = member
+end
+local function zrem(key, member)
+  local t = zrems[key]
+  if not t then
+    t = {}
+    zrems[key] = t
+    zkeys[#zkeys + 1] = key
+  end
+  t[#t + 1] = member
+end
+local function batched(cmd, key, t)
+  for i = 1, #t, 4000 do
+    redis.call(cmd, key, unpack(t, i, math.min(i + 3999, #t)))
+  end
+end
+local function flushIndexes()
+  for _, key in ipairs(zkeys) do
+    if zrems[key] then batched("ZREM", key, zrems[key]) end
+  end
+  for _, key in ipairs(zkeys) do
+    if zadds[key] then batched("ZADD", key, zadds[key]) end
+  end
+  zadds, zrems, zkeys = {}, {}, {}
+end
+
+-- State counters are summed here and written once per call.
+local countDeltas = {}
+local queueDeltas = {}
+local function count(queue, state, d)
+  countDeltas[state] = (countDeltas[state] or 0) + d
+  local f = queue .. ":" .. state
+  queueDeltas[f] = (queueDeltas[f] or 0) + d
+end
+
+local tallies = {}
+local function tally(kind)
+  tallies[kind] = (tallies[kind] or 0) + 1
+end
+
+local function flushCounts()
+  for f, d in pairs(countDeltas) do
+    if d ~= 0 then redis.call("HINCRBY", B .. "counts", f, I(d)) end
+  end
+  for f, d in pairs(queueDeltas) do
+    if d ~= 0 and redis.call("HINCRBY", B .. "qcounts", f, I(d)) <= 0 then
+      redis.call("HDEL", B .. "qcounts", f)
+    end
+  end
+  countDeltas, queueDeltas = {}, {}
+end
+
+-- Throughput buckets: 24 h of minutes and 31 days of hours, as memory keeps.
+local function flushTally(now)
+  if next(tallies) == nil then return end
+  for _, spec in ipairs({ { "tp:m", 60000, 1440 }, { "tp:h", 3600000, 744 } }) do
+    local key, size = B .. spec[1], spec[2]
+    local at = math.floor(now / size) * size
+    for kind, n in pairs(tallies) do
+      redis.call("HINCRBY", key, string.sub(kind, 1, 1) .. ":" .. I(at), I(n))
+    end
+    if redis.call("ZADD", key .. ":idx", "NX", I(at), I(at)) == 1 then
+      local cutoff = "(" .. I(at - spec[3] * size)
+      local old = redis.call("ZRANGEBYSCORE", key .. ":idx", "-inf", cutoff)
+      for _, b in ipairs(old) do
+        redis.call("HDEL", key, "s:" .. b, "f:" .. b)
+      end
+      if #old > 0 then redis.call("ZREMRANGEBYSCORE", key .. ":idx", "-inf", cutoff) end
+    end
+  end
+  tallies = {}
+end
+
+-- History is one field: JSON entries joined by "\n" (JSON text never holds a
+-- raw newline), so appending and dropping the oldest are string operations.
+local function pushHistory(hist, hn, e)
+  if not hist or hist == "" then
+    hist, hn = e, 1
+  else
+    hist, hn = hist .. "\n" .. e, (tonumber(hn) or 0) + 1
+  end
+  while hn > HISTORY_LIMIT do
+    local nl = string.find(hist, "\n", 1, true)
+    if not nl then break end
+    hist, hn = string.sub(hist, nl + 1), hn - 1
+  end
+  return hist, hn
+end
+
+-- reasonJson / workerJson are JSON strings (already quoted) or nil.
+local function entry(state, now, reasonJson, workerJson)
+  local e = '{"state":"' .. state .. '","at":' .. I(now)
+  if reasonJson then e = e .. ',"reason":' .. reasonJson end
+  if workerJson then e = e .. ',"worker":' .. workerJson end
+  return e .. "}"
+end
+
+-- Takes a job out of the index its state keeps it in.
+local function unplace(id, state, queue, priority, runAt, seq)
+  if state == "enqueued" then
+    zrem(B .. "ready:" .. queue, readyMember(priority, runAt, seq, id))
+  elseif DELAYED[state] then
+    zrem(B .. "delayed", delayedMember(seq, id))
+  elseif state == "processing" then
+    zrem(B .. "processing", id)
+  elseif FINISHED[state] then
+    zrem(B .. "finished", id)
+  end
+end
+
+-- Puts a job into the index its new state needs. Returns the seq to store
+-- on the job (enqueued and delayed entries are found again through it).
+local function place(id, state, queue, priority, runAt, leaseUntil, finishedAt)
+  if state == "enqueued" then
+    local seq = redis.call("INCR", B .. "seq")
+    zadd(B .. "ready:" .. queue, "0", readyMember(priority, runAt, seq, id))
+    return seq
+  elseif DELAYED[state] then
+    local seq = redis.call("INCR", B .. "seq")
+    zadd(B .. "delayed", I(runAt), delayedMember(seq, id))
+    return seq
+  elseif state == "processing" then
+    zadd(B .. "processing", I(leaseUntil), id)
+  elseif FINISHED[state] then
+    zadd(B .. "finished", I(finishedAt), id)
+  end
+  return 0
+end
+
+-- `now` as a string (I(now)): it is the same for every job of a call.
+local function touch(id, nowS)
+  zadd(B .. "idx:updated", nowS, id)
+end
+
+-- Hard-deletes a job and every index entry and counter it has (the index
+-- entries with the next flushIndexes).
+local function removeJob(id)
+  local k = JOB .. id
+  local f = redis.call("HMGET", k, "state", "queue", "priority", "runAt", "seq", "uniqueKey")
+  if f[1] then
+    unplace(id, f[1], f[2], tonumber(f[3]), tonumber(f[4]), tonumber(f[5]) or 0)
+    count(f[2], f[1], -1)
+    if f[6] and redis.call("HGET", B .. "unique", f[6]) == id then
+      redis.call("HDEL", B .. "unique", f[6])
+    end
+    redis.call("DEL", k)
+  end
+  if f[1] ~= "succeeded" and f[1] ~= "failed" and f[1] ~= "deleted" then zrem(B .. "finished", id) end
+  zrem(B .. "idx:created", id)
+  zrem(B .. "idx:updated", id)
+  zrem(B .. "idx:runat", id)
+  return f[1] ~= false
+end
+
+-- Retention: finished jobs older than ttl (0 = no age limit), then the
+-- oldest past maxFinished; at most `budget` removals per call, so one call
+-- stays short and a backlog is worked off over the next calls.
+local function prune(now, maxFinished, ttl, budget)
+  flushIndexes()
+  local n = 0
+  if ttl > 0 then
+    local old = redis.call("ZRANGEBYSCORE", B .. "finished", "-inf", "(" .. I(now - ttl), "LIMIT", 0, budget)
+    for _, id in ipairs(old) do
+      removeJob(id)
+      n = n + 1
+    end
+    flushIndexes()
+  end
+  local extra = redis.call("ZCARD", B .. "finished") - maxFinished
+  if extra > 0 and n < budget then
+    if extra > budget - n then extra = budget - n end
+    for _, id in ipairs(redis.call("ZRANGE", B .. "finished", 0, extra - 1)) do
+      removeJob(id)
+      n = n + 1
+    end
+  end
+  flushIndexes()
+  return n
+end
+
+-- Moves due scheduled / awaiting_retry jobs to their ready queue.
+local function promote(now, limit)
+  local ms = redis.call("ZRANGEBYSCORE", B .. "delayed", "-inf", I(now), "LIMIT", "0", tostring(limit))
+  if #ms == 0 then return 0 end
+  local nowS, n = I(now), 0
+  batched("ZREM", B .. "delayed", ms)
+  for _, m in ipairs(ms) do
+    local id = string.sub(m, DELAYED_ID_AT)
+    local k = JOB .. id
+    local f = redis.call("HMGET", k, "state", "queue", "priority", "runAt", "history", "hn")
+    if DELAYED[f[1]] then
+      local hist, hn = pushHistory(f[5], f[6], entry("enqueued", now, f[1] == "scheduled" and '"due"' or '"retry due"'))
+      local seq = place(id, "enqueued", f[2], tonumber(f[3]), tonumber(f[4]))
+      redis.call("HSET", k, "state", "enqueued", "updatedAt", nowS, "history", hist, "hn", I(hn), "seq", I(seq))
+      touch(id, nowS)
+      count(f[2], f[1], -1)
+      count(f[2], "enqueued", 1)
+      n = n + 1
+    end
+  end
+  flushIndexes()
+  return n
+end
+
+-- The shared tail of every write: indexes, counters, throughput, retention.
+local function finish(now)
+  flushIndexes()
+  flushTally(now)
+  prune(now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+  flushCounts()
+end

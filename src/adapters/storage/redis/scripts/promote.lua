@@ -1,0 +1,15 @@
+--[[
+  promote.lua: moves up to `limit` due scheduled / awaiting_retry jobs
+  (runAt <= now) to enqueued.
+
+  KEYS[1]  base "<prefix>{<tag>}:"
+  ARGV[1]  now   ARGV[2] maxFinished   ARGV[3] finished TTL ms   ARGV[4] prune budget
+  ARGV[5]  limit
+  Output:  how many were promoted
+]]
+--@include lib/common.lua
+
+local now = tonumber(ARGV[1])
+local n = promote(now, tonumber(ARGV[5]))
+finish(now)
+return n

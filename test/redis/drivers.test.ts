@@ -1,0 +1,158 @@
+/**
+ * Configuration, driver choice, failure mapping, and the Workers promise:
+ * the Redis backend bundles for workerd without ioredis or `node:*`, and
+ * runs there over the Upstash REST driver.
+ */
+import * as esbuild from "esbuild";
+import { Miniflare } from "miniflare";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
+import { ConfigError, Job, StorageUnavailableError } from "../../src/index.js";
+import { RedisConfig, UpstashDriver, createRedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
+import { deleteKeys, freePort, prefixes } from "./helpers.js";
+
+const keys = prefixes("drivers");
+
+describe("RedisConfig", () => {
+  it("picks the driver from the URL scheme", () => {
+    expect(new RedisConfig("redis://127.0.0.1:6379").resolve().transport).toBe("tcp");
+    expect(new RedisConfig("rediss://user:pw@example.com:6380/2").resolve().transport).toBe("tcp");
+    expect(new RedisConfig("https://eu1-x.upstash.io").withToken("t").resolve().transport).toBe("upstash");
+    expect(new RedisConfig("http://127.0.0.1:8079").withToken("t").resolve().transport).toBe("upstash");
+  });
+
+  it("refuses what cannot work, with a ConfigError that says what to do", () => {
+    expect(() => new RedisConfig("ftp://x")).toThrow(ConfigError);
+    expect(() => new RedisConfig("not a url")).toThrow(ConfigError);
+    expect(() => new RedisConfig().resolve()).toThrow(/withUrl/);
+    expect(() => new RedisConfig("https://eu1-x.upstash.io").resolve()).toThrow(/withToken/);
+    for (const p of ["", "a{b}", "q*", "has space", "x".repeat(65)]) expect(() => new RedisConfig().withKeyPrefix(p), p).toThrow(ConfigError);
+    expect(() => new RedisConfig().withHashTag("a}b")).toThrow(ConfigError);
+    expect(() => new RedisConfig().withPoolSize(0)).toThrow(ConfigError);
+    expect(() => new RedisConfig().withCommandTimeout(1.5)).toThrow(ConfigError);
+    expect(() => new RedisConfig().withMaxFinishedJobs(-1)).toThrow(ConfigError);
+  });
+
+  it("keeps defaults and options, and never prints a password", () => {
+    const c = new RedisConfig("redis://u:secret@host:6379").withKeyPrefix("app:").withCompletedJobTtl(null).withMaxFinishedJobs(5).resolve();
+    expect(c).toMatchObject({ keyPrefix: "app:", hashTag: "q", completedJobTtlMs: 0, maxFinishedJobs: 5, allowEviction: false, poolSize: 1 });
+    expect(String(new RedisConfig("redis://u:secret@host:6379"))).not.toContain("secret");
+  });
+
+  it("reads a Worker's env (or process.env)", () => {
+    const c = RedisConfig.fromEnv({ UPSTASH_REDIS_REST_URL: "https://x.upstash.io", UPSTASH_REDIS_REST_TOKEN: "tok", QML_REDIS_PREFIX: "p:" }).resolve();
+    expect(c).toMatchObject({ url: "https://x.upstash.io", token: "tok", transport: "upstash", keyPrefix: "p:" });
+    expect(() => RedisConfig.fromEnv({})).toThrow(ConfigError);
+  });
+});
+
+describe("drivers", () => {
+  it("a redis:// URL gets the TCP driver, an https:// URL the Upstash one", async () => {
+    const tcp = await createRedisStorage(new RedisConfig("redis://127.0.0.1:1"));
+    const http = await createRedisStorage(new RedisConfig("https://x.upstash.io").withToken("t"));
+    expect(tcp.driver.kind).toBe("ioredis");
+    expect(http.driver).toBeInstanceOf(UpstashDriver);
+    await Promise.all([tcp.close(), http.close()]);
+  });
+
+  it("an unreachable server is a StorageUnavailableError on either driver", async () => {
+    const port = await freePort();
+    const tcp = await createRedisStorage(new RedisConfig(`redis://127.0.0.1:${port}`).withCommandTimeout(500));
+    const http = await createRedisStorage(new RedisConfig(`http://127.0.0.1:${port}`).withToken("t").withRetries(0).withCommandTimeout(500));
+    for (const s of [tcp, http]) {
+      const err = await s.enqueue(new Job("x", [])).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err, s.driver.kind).toBeInstanceOf(StorageUnavailableError);
+      expect((err as Error).message).toMatch(/^\[qml\] \[redis\] insert failed/);
+      await s.close();
+    }
+  });
+});
+
+describeWithService("redis", await serviceUp("redis"), "redis server time", () => {
+  it("serverTime() is Redis's TIME in epoch ms, on either driver (the core aligns its clock to it)", async () => {
+    const gateway = await startUpstashGateway({ redisUrl: REDIS_URL });
+    const storages = [
+      await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(keys.next())),
+      await createRedisStorage(new RedisConfig(gateway.url).withToken(gateway.token).withKeyPrefix(keys.next())),
+    ];
+    try {
+      for (const s of storages) {
+        const t = await s.serverTime();
+        // Redis runs on this machine: its clock is ours, give or take the round trip.
+        expect(Math.abs(t! - Date.now()), s.driver.kind).toBeLessThan(5_000);
+      }
+    } finally {
+      await Promise.all(storages.map((s) => s.close()));
+      await gateway.close();
+    }
+  });
+});
+
+describeWithService("redis", await serviceUp("redis"), "redis backend in workerd", () => {
+  let gateway: UpstashGateway;
+  let bundle: esbuild.BuildResult & { metafile: esbuild.Metafile };
+  beforeAll(async () => {
+    gateway = await startUpstashGateway({ redisUrl: REDIS_URL });
+    bundle = await esbuild.build({
+      stdin: {
+        contents: `
+          import { Job } from "./src/core/job.js";
+          import { RedisConfig, createRedisStorage } from "./src/adapters/storage/redis/index.js";
+          export default {
+            async fetch(request, env) {
+              const { url, token, prefix } = await request.json();
+              const storage = await createRedisStorage(new RedisConfig(url).withToken(token).withKeyPrefix(prefix));
+              await storage.migrate();
+              const id = await storage.enqueue(new Job("from-a-worker", [1, "two"]));
+              const claimed = await storage.claim({ queues: ["default"], limit: 5, owner: "worker", leaseMs: 10000, now: Date.now() });
+              return Response.json({ id, claimed: claimed.map((r) => ({ id: r.id, args: r.args, state: r.state })) });
+            },
+          };`,
+        resolveDir: process.cwd(),
+        loader: "ts",
+      },
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "browser",
+      conditions: ["workerd", "worker", "browser"],
+      metafile: true,
+      logLevel: "silent",
+    });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await deleteKeys(REDIS_URL, keys.pattern);
+  });
+
+  it("bundles for Workers without ioredis or node:* (the TCP driver is never pulled in)", () => {
+    const inputs = Object.keys(bundle.metafile.inputs);
+    expect(inputs.some((p) => p.includes("@upstash/redis"))).toBe(true);
+    expect(inputs.filter((p) => /ioredis|node:|^(net|tls|dns|stream|crypto)$/.test(p))).toEqual([]);
+  });
+
+  it("runs in workerd: enqueue and claim over the Upstash driver", async () => {
+    // Modules listed explicitly, as wrangler passes them (Miniflare's own
+    // discovery refuses the non-literal import() that keeps ioredis out).
+    const mf = new Miniflare({
+      modules: [{ type: "ESModule", path: "worker.mjs", contents: bundle.outputFiles![0]!.text }],
+      compatibilityDate: "2026-04-01",
+      cf: false,
+    });
+    try {
+      const res = await mf.dispatchFetch("http://worker/", {
+        method: "POST",
+        body: JSON.stringify({ url: gateway.url, token: gateway.token, prefix: keys.next() }),
+      });
+      const body = (await res.json()) as { id: string; claimed: Array<{ id: string; args: unknown[]; state: string }> };
+      expect(res.status).toBe(200);
+      expect(body.claimed).toEqual([{ id: body.id, args: [1, "two"], state: "processing" }]);
+    } finally {
+      await mf.dispose();
+    }
+  });
+});

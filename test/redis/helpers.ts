@@ -1,0 +1,111 @@
+/**
+ * Helpers for the Redis tests: per-run key prefixes (and their cleanup), and
+ * a private redis-server for tests that must change server state
+ * (SCRIPT FLUSH, an eviction policy) without touching the shared one.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+
+/** A prefix family for one test file; `next()` gives each storage its own. */
+export function prefixes(label: string) {
+  const run = `qmlt-${label}-${crypto.randomUUID().slice(0, 8)}`;
+  let n = 0;
+  return {
+    pattern: `${run}-*`,
+    next: () => `${run}-${++n}:`,
+  };
+}
+
+/** Keys matching a SCAN pattern. */
+export async function scanKeys(url: string, pattern: string): Promise<string[]> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = await r.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== "0");
+    return keys;
+  } finally {
+    r.disconnect();
+  }
+}
+
+export async function deleteKeys(url: string, pattern: string): Promise<number> {
+  const keys = await scanKeys(url, pattern);
+  if (keys.length === 0) return 0;
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    for (let i = 0; i < keys.length; i += 500) await r.del(...keys.slice(i, i + 500));
+    return keys.length;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface PrivateRedis {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `redis-server` on a random port with no persistence, plus `args`;
+ * resolves once it logs that it accepts connections.
+ */
+export async function startPrivateRedis(args: string[] = []): Promise<PrivateRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "qml-redis-"));
+  const child: ChildProcess = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "", ...args],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes("Ready to accept connections")) {
+        child.stdout!.off("data", onData);
+        child.stdout!.resume();
+        resolve();
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+    child.once("exit", (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
+    child.once("error", reject);
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        };
+        if (child.exitCode !== null) return done();
+        child.once("exit", done);
+        child.kill("SIGTERM");
+      }),
+  };
+}
