@@ -100,9 +100,13 @@ export class Scheduler {
     return fired;
   }
 
-  /** promote + reclaim + recurring, each bounded. */
-  async maintain(now: number, defs?: RecurringDefinition[]): Promise<MaintenanceReport> {
-    const promoted = await this.storage.promoteDue(now, this.batch);
+  /**
+   * promote + reclaim + recurring, each bounded. A long-running server skips
+   * `promote`: its claims already take due jobs, and every skipped call is
+   * one request less on a metered store.
+   */
+  async maintain(now: number, defs?: RecurringDefinition[], options: { promote?: boolean } = {}): Promise<MaintenanceReport> {
+    const promoted = options.promote === false ? 0 : await this.storage.promoteDue(now, this.batch);
     const reclaimed = await this.storage.reclaimExpired(now, this.batch);
     if (reclaimed > 0) this.logger.warn("reclaimed jobs whose lease expired", { count: reclaimed });
     const fired = await this.fireRecurring(now, defs);

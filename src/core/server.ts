@@ -220,7 +220,7 @@ export class BackgroundJobServer {
     try {
       await this.syncClock();
       this.defs = await this.storage.listRecurring();
-      const report = await this.scheduler.maintain(this.config.clock.now(), this.defs);
+      const report = await this.scheduler.maintain(this.config.clock.now(), this.defs, { promote: false });
       if (report.promoted > 0 || report.reclaimed > 0 || report.fired > 0) this.wake();
       this.armRecurringTimer();
     } catch (error) {
