@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/index.js";
-import { loadEnvConfig } from "../../src/adapters/runtime/node/index.js";
+import { ENV_VARS, loadEnvConfig } from "../../src/adapters/runtime/node/index.js";
 
 describe("configuration from the environment", () => {
   it("defaults to memory storage on loopback with demo jobs seeded", () => {
@@ -21,6 +22,8 @@ describe("configuration from the environment", () => {
         QML_LOG_LEVEL: "debug",
         QML_SERVER_ID: "pod-1",
         QML_SHUTDOWN_TIMEOUT_MS: "30000",
+        QML_WORKERS_MODULE: "./workers.mjs",
+        QML_POSTGRES_SCHEMA: "jobs_app1",
       },
       ["--demo"],
     );
@@ -37,7 +40,22 @@ describe("configuration from the environment", () => {
       serverId: "pod-1",
       shutdownTimeoutMs: 30000,
       demo: "producer",
+      workersModule: "./workers.mjs",
+      postgresSchema: "jobs_app1",
     });
+    expect(loadEnvConfig({ QML_STORAGE: "redis", REDIS_URL: "redis://r:6379", QML_REDIS_PREFIX: "app1:" })).toMatchObject({ redisUrl: "redis://r:6379", redisPrefix: "app1:" });
+  });
+
+  it("seeds demo jobs only on memory storage without the user's own workers", () => {
+    expect(loadEnvConfig({ QML_WORKERS_MODULE: "./w.mjs" }).demo).toBe("off");
+    expect(loadEnvConfig({ QML_STORAGE: "postgres", DATABASE_URL: "postgres://db/app" }).demo).toBe("off");
+    expect(loadEnvConfig({ QML_STORAGE: "postgres", DATABASE_URL: "postgres://db/app", QML_DEMO: "seed" }).demo).toBe("seed");
+  });
+
+  it("every variable the server reads is in the README's configuration table", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const table = readme.split("\n").filter((l) => l.startsWith("|"));
+    for (const name of ENV_VARS) expect(table.some((row) => row.includes(`\`${name}\``)), name).toBe(true);
   });
 
   const bad: Array<[Record<string, string>, RegExp]> = [
@@ -56,6 +74,11 @@ describe("configuration from the environment", () => {
     [{ QML_LOG_LEVEL: "loud" }, /QML_LOG_LEVEL.*debug, info, warn, error/],
     [{ QML_DASHBOARD_TOKEN: "short" }, /QML_DASHBOARD_TOKEN.*16/],
     [{ QML_DEMO: "yes" }, /QML_DEMO.*off, seed, producer/],
+    [{ QML_REDIS_PREFIX: "a{b}" }, /QML_REDIS_PREFIX.*letters, digits/],
+    [{ QML_POSTGRES_SCHEMA: "Public; drop" }, /QML_POSTGRES_SCHEMA.*lowercase identifier/],
+    [{ QML_SHUTDOWN_TIMEOUT_MS: "soon" }, /QML_SHUTDOWN_TIMEOUT_MS.*integer/],
+    [{ QML_HOST: "0.0.0.0; rm" }, /QML_HOST.*host name or IP/],
+    [{ QML_SERVER_ID: "pod 1" }, /QML_SERVER_ID/],
   ];
   for (const [env, message] of bad) {
     it(`refuses ${JSON.stringify(env)}`, () => {

@@ -1,7 +1,15 @@
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { JobState, silentLogger } from "../../src/index.js";
+import WebSocket from "ws";
+import { ConfigError, Job, JobState, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
 import { loadEnvConfig, startNodeServer, type NodeServerHandle } from "../../src/adapters/runtime/node/index.js";
+
+const TOKEN = "server-test-admin-token-0123";
+const READ_TOKEN = "server-test-read-token-0123";
+const FIXTURE = "test/node/fixtures/shutdown-workers.mjs";
 
 describe("node server", () => {
   let handle: NodeServerHandle | undefined;
@@ -60,5 +68,127 @@ describe("node server", () => {
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(code).toBe(2);
     expect(err).toMatch(/QML_WORKERS="lots" is invalid/);
+  });
+
+  it("with tokens, the dashboard and its API need one (reads with either, actions with the admin one); the probes need none", async () => {
+    const config = loadEnvConfig({ PORT: "0", QML_HOST: "127.0.0.1", QML_DASHBOARD_TOKEN: TOKEN, QML_DASHBOARD_READ_TOKEN: READ_TOKEN, QML_DEMO: "off" });
+    handle = await startNodeServer({ config, logger: silentLogger });
+    expect(handle.dashboard).toBe("token");
+    await handle.started;
+    expect((await fetch(`${handle.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${handle.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${handle.url}/api/stats`)).status).toBe(401);
+    expect((await fetch(`${handle.url}/api/stats`, { headers: { Authorization: `Bearer ${READ_TOKEN}` } })).status).toBe(200);
+    const enqueue = (token: string) =>
+      fetch(`${handle!.url}/api/jobs`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "send_email", args: ["a@b.c"] }),
+      });
+    expect((await enqueue(READ_TOKEN)).status).toBe(403);
+    // No worker takes send_email here (demo off): the dashboard knows the server's registry.
+    expect((await enqueue(TOKEN)).status).toBe(422);
+  });
+
+  it("live updates over WebSocket on the same port, for an authenticated client only", async () => {
+    const config = loadEnvConfig({ PORT: "0", QML_HOST: "127.0.0.1", QML_DASHBOARD_TOKEN: TOKEN, QML_DEMO: "off" });
+    handle = await startNodeServer({ config, logger: silentLogger });
+    const wsUrl = `${handle.url.replace(/^http/, "ws")}/ws`;
+    const refused = new WebSocket(wsUrl);
+    refused.on("error", () => {});
+    const status = await new Promise<number>((resolve) => refused.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0)).once("open", () => resolve(101)));
+    refused.terminate();
+    expect(status).toBe(401);
+
+    const ws = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once("message", (data) => resolve(String(data)));
+      ws.once("error", reject);
+    });
+    ws.close();
+    expect(JSON.parse(first)).toMatchObject({ type: "snapshot", total: 0 });
+  });
+
+  it("without a token on a non-loopback address, only the probes answer", async () => {
+    const config = loadEnvConfig({ PORT: "0", QML_HOST: "0.0.0.0", QML_DEMO: "off" });
+    handle = await startNodeServer({ config, logger: silentLogger });
+    expect(handle.dashboard).toBe("off");
+    expect((await fetch(`${handle.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${handle.url}/api/stats`)).status).toBe(404);
+    expect((await fetch(`${handle.url}/`)).status).toBe(404);
+  });
+
+  it("without a token on loopback the dashboard is open, to loopback host names only", async () => {
+    handle = await startNodeServer({ config: loadEnvConfig({ PORT: "0", QML_DEMO: "off" }), logger: silentLogger });
+    expect(handle.dashboard).toBe("open");
+    expect((await fetch(`${handle.url}/api/stats`)).status).toBe(200);
+    // A DNS-rebinding page reaches 127.0.0.1 under a foreign Host name.
+    const port = new URL(handle.url).port;
+    const rebound = await new Promise<number>((resolve, reject) => {
+      import("node:http").then(({ get }) =>
+        get({ host: "127.0.0.1", port, path: "/api/stats", headers: { Host: `attacker.example:${port}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).once("error", reject),
+      );
+    });
+    expect(rebound).toBe(403);
+  });
+
+  it("runs the workers of QML_WORKERS_MODULE next to the ones it is given", async () => {
+    const config = loadEnvConfig({ PORT: "0", QML_WORKERS_MODULE: FIXTURE, QML_POLL_MS: "20" });
+    expect(config.demo).toBe("off");
+    const registry = new WorkerRegistry().register("own", () => WorkerResult.success());
+    handle = await startNodeServer({ config, registry, logger: silentLogger });
+    expect(handle.registry.names().sort()).toEqual(["finishes_after_sigterm", "own", "quick", "runs_forever"]);
+    await handle.started;
+    const succeeded = new Promise<string>((resolve) => handle!.server.on("job:succeeded", (e) => resolve(e.job.id)));
+    const id = await handle.storage.enqueue(new Job("quick", []));
+    expect(await succeeded).toBe(id);
+  });
+
+  it("while draining, /readyz says 503 and /healthz 200, and a running job may still finish", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const registry = new WorkerRegistry().register("held", async () => {
+      await held;
+      return WorkerResult.success({ finished: "during the drain" });
+    });
+    const config = loadEnvConfig({ PORT: "0", QML_DEMO: "off", QML_POLL_MS: "20", QML_SHUTDOWN_TIMEOUT_MS: "60000" });
+    handle = await startNodeServer({ config, registry, logger: silentLogger });
+    await handle.started;
+    const started = new Promise<void>((resolve) => handle!.server.on("job:start", () => resolve()));
+    const id = await handle.storage.enqueue(new Job("held", []));
+    await started;
+    expect((await fetch(`${handle.url}/readyz`)).status).toBe(200);
+
+    const stopping = handle.stop();
+    const draining = await fetch(`${handle.url}/readyz`);
+    expect(draining.status).toBe(503);
+    expect(await draining.json()).toMatchObject({ ok: false, phase: "draining", code: "SHUTDOWN" });
+    expect((await fetch(`${handle.url}/healthz`)).status).toBe(200);
+    expect((await handle.storage.get(id))!.state).toBe(JobState.Processing);
+
+    release();
+    await stopping;
+    expect(await handle.storage.get(id)).toMatchObject({ state: JobState.Succeeded, result: { finished: "during the drain" } });
+    await expect(fetch(`${handle.url}/healthz`)).rejects.toThrow();
+  });
+
+  it("a workers module that cannot be loaded, or exports no register(), stops start-up naming QML_WORKERS_MODULE", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qml-workers-"));
+    try {
+      writeFileSync(join(dir, "nothing.mjs"), "export const x = 1;\n");
+      for (const [module, message] of [
+        [join(dir, "missing.mjs"), /QML_WORKERS_MODULE=.*could not be loaded/],
+        [join(dir, "nothing.mjs"), /QML_WORKERS_MODULE=.*register\(registry\)/],
+      ] as const) {
+        const start = startNodeServer({ config: loadEnvConfig({ PORT: "0", QML_WORKERS_MODULE: module }), logger: silentLogger });
+        await expect(start).rejects.toThrow(ConfigError);
+        await expect(start).rejects.toThrow(message);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -24,6 +24,12 @@ export interface NodeEnvConfig {
   serverId: string | undefined;
   shutdownTimeoutMs: number;
   demo: DemoMode;
+  /** A module exporting `register(registry, context)`: the user's workers for the stock server. */
+  workersModule: string | undefined;
+  /** Redis key prefix, so that several apps (or test runs) share one Redis. */
+  redisPrefix: string | undefined;
+  /** Postgres schema holding qml's tables. */
+  postgresSchema: string | undefined;
 }
 
 /** Documented in the README's configuration table; keep the two in step. */
@@ -44,6 +50,9 @@ export const ENV_VARS = [
   "QML_SERVER_ID",
   "QML_SHUTDOWN_TIMEOUT_MS",
   "QML_DEMO",
+  "QML_WORKERS_MODULE",
+  "QML_REDIS_PREFIX",
+  "QML_POSTGRES_SCHEMA",
 ] as const;
 
 function int(env: Record<string, string | undefined>, name: string, def: number, min: number, max: number): number {
@@ -102,7 +111,21 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
   const serverId = env.QML_SERVER_ID || undefined;
   if (serverId !== undefined && !/^[A-Za-z0-9_.:/-]{1,128}$/.test(serverId)) throw new ConfigError("QML_SERVER_ID is invalid: expected 1-128 letters, digits or _ . : / -");
 
-  let demo = oneOf(env, "QML_DEMO", ["off", "seed", "producer"] as const, storage === "memory" ? "seed" : "off");
+  const workersModule = env.QML_WORKERS_MODULE?.trim() || undefined;
+  if (workersModule !== undefined && (workersModule.length > 1024 || /[\0\r\n]/.test(workersModule))) {
+    throw new ConfigError("QML_WORKERS_MODULE is invalid: expected a file path or package name of a module exporting register(registry)");
+  }
+  const redisPrefix = env.QML_REDIS_PREFIX || undefined;
+  if (redisPrefix !== undefined && !/^[A-Za-z0-9_.:-]{1,64}$/.test(redisPrefix)) {
+    throw new ConfigError(`QML_REDIS_PREFIX=${JSON.stringify(redisPrefix)} is invalid: expected 1-64 letters, digits or _ . : -`);
+  }
+  const postgresSchema = env.QML_POSTGRES_SCHEMA || undefined;
+  if (postgresSchema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(postgresSchema)) {
+    throw new ConfigError(`QML_POSTGRES_SCHEMA=${JSON.stringify(postgresSchema)} is invalid: expected a lowercase identifier (letters, digits, "_"; up to 63 characters)`);
+  }
+
+  // The demo jobs are for a first look; a server given its own workers does not want them.
+  let demo = oneOf(env, "QML_DEMO", ["off", "seed", "producer"] as const, storage === "memory" && !workersModule ? "seed" : "off");
   if (argv.includes("--demo")) demo = "producer";
 
   return {
@@ -121,5 +144,8 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
     serverId,
     shutdownTimeoutMs: int(env, "QML_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 3_600_000),
     demo,
+    workersModule,
+    redisPrefix,
+    postgresSchema,
   };
 }
