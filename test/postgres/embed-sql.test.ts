@@ -1,0 +1,26 @@
+/**
+ * The migrations module is generated from the .sql files and committed:
+ * this fails when someone edits a .sql file without regenerating.
+ */
+import { readFileSync } from "node:fs";
+import { expect, it } from "vitest";
+import { GENERATED_FILE, renderMigrations } from "../../scripts/embed-sql.js";
+import { HISTORY_LIMIT } from "../../src/index.js";
+import { MIGRATIONS, migrationBlock } from "../../src/adapters/storage/postgres/index.js";
+
+it("migrations.generated.ts is up to date with migrations/*.sql (run: npx tsx scripts/embed-sql.ts)", () => {
+  expect(readFileSync(GENERATED_FILE, "utf8")).toBe(renderMigrations());
+});
+
+it("versions run 1..n, and the migration block names only the configured schema", () => {
+  expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+  const block = migrationBlock("my_schema");
+  expect(block).not.toContain(":QML_SCHEMA");
+  expect(block).toContain('"my_schema".jobs');
+  expect(() => migrationBlock('x"; DROP SCHEMA public; --')).toThrow(/schema must match/);
+});
+
+it("the history trim in SQL keeps HISTORY_LIMIT entries", () => {
+  // append_history keeps `$[last - 49 to last]`: 50 entries, which must match the core's limit.
+  expect(MIGRATIONS[0]!.sql).toContain(`$[last - ${HISTORY_LIMIT - 1} to last]`);
+});

@@ -1,0 +1,89 @@
+/**
+ * The claim stays on its index as finished jobs pile up: with 100,000
+ * finished rows in the table, the plan reads the partial index of ready
+ * jobs and never scans the table. Asserted on EXPLAIN, not on time.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { Job, ManualClock } from "../../src/index.js";
+import { PostgresStorage, createPgDriver, type PgDriver } from "../../src/adapters/storage/postgres/index.js";
+import { describeWithService, serviceUp } from "../helpers/services.js";
+import { DATABASE_URL, SchemaJanitor } from "./helpers.js";
+
+const janitor = new SchemaJanitor();
+
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Index Name"?: string;
+  Plans?: PlanNode[];
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+describeWithService("postgres", await serviceUp("postgres"), "postgres claim plan with 100,000 finished jobs", () => {
+  let driver: PgDriver;
+  let storage: PostgresStorage;
+  let schema: string;
+  const clock = new ManualClock(Date.UTC(2030, 0, 1));
+
+  beforeAll(async () => {
+    schema = janitor.next();
+    driver = await createPgDriver({ connectionString: DATABASE_URL, max: 2 });
+    storage = new PostgresStorage(driver, { schema, clock });
+    await storage.migrate();
+    const now = clock.now();
+    await driver.query(
+      `INSERT INTO "${schema}".jobs (id, name, queue, priority, state, attempts, max_attempts, created_at, updated_at, run_at, finished_at, args, history)
+       SELECT 'done-' || g, 'done', CASE g % 2 WHEN 0 THEN 'default' ELSE 'other' END, 0,
+              CASE g % 3 WHEN 0 THEN 'succeeded' WHEN 1 THEN 'failed' ELSE 'deleted' END,
+              1, 3, $1::bigint - g, $1::bigint - g, $1::bigint - g, $1::bigint - g, '[]', '[]'
+       FROM generate_series(1, 100000) AS g`,
+      [now],
+    );
+    await storage.enqueue(Array.from({ length: 5 }, (_, i) => new Job("live", [i])));
+    await driver.query(`ANALYZE "${schema}".jobs`);
+  });
+  afterAll(async () => {
+    await storage?.close();
+    await janitor.dropAll();
+  });
+
+  async function plan(text: string, params: unknown[]): Promise<PlanNode[]> {
+    const { rows } = await driver.query<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${text}`, params);
+    const raw = rows[0]!["QUERY PLAN"];
+    const doc = typeof raw === "string" ? (JSON.parse(raw) as Array<{ Plan: PlanNode }>) : raw;
+    return nodes(doc[0]!.Plan);
+  }
+
+  /** Index names in the plan, and whether any node reads the jobs table from end to end. */
+  function summary(all: PlanNode[]) {
+    return {
+      indexes: new Set(all.map((n) => n["Index Name"]).filter(Boolean)),
+      orderedScans: new Set(all.filter((n) => n["Node Type"].startsWith("Index")).map((n) => n["Index Name"])),
+      tableScans: all.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "jobs").length,
+    };
+  }
+
+  it("claim: walks the ready index in order, writes by primary key, never scans the table", async () => {
+    const s = summary(await plan(storage.statements.claim, [JSON.stringify(["default", "other"]), 10, clock.now(), "w", 30_000]));
+    expect(s.tableScans).toBe(0);
+    expect(s.orderedScans.has("jobs_ready_idx")).toBe(true);
+    expect(s.indexes.has("jobs_pkey")).toBe(true);
+    expect(s.indexes.has("jobs_delayed_queue_idx") || s.indexes.has("jobs_delayed_idx")).toBe(true);
+    // And it claims the live jobs, not the finished ones.
+    const claimed = await storage.claim({ queues: ["default", "other"], limit: 10, owner: "w", leaseMs: 30_000, now: clock.now() });
+    expect(claimed.map((r) => r.args)).toEqual([[0], [1], [2], [3], [4]]);
+  });
+
+  it("promoteDue and reclaimExpired (with its pruning) stay on their indexes too", async () => {
+    const promote = summary(await plan(storage.statements.promoteDue, [clock.now(), 100, null]));
+    expect(promote.tableScans).toBe(0);
+    expect(promote.indexes.has("jobs_delayed_idx")).toBe(true);
+    const reclaim = summary(await plan(storage.statements.reclaimExpired, [clock.now(), 100, null, 86_400_000, 10_000, 1000]));
+    expect(reclaim.tableScans).toBe(0);
+    expect(reclaim.indexes.has("jobs_processing_idx")).toBe(true);
+    expect(reclaim.indexes.has("jobs_finished_idx")).toBe(true);
+  });
+});

@@ -1,0 +1,129 @@
+/**
+ * What keeps a long-lived Postgres queue healthy: finished jobs pruned by
+ * age and by count, throughput buckets pruned, history bounded in the row,
+ * and statements rolled back by a deadlock or serialization failure run again.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { HISTORY_LIMIT, Job, JobState, ManualClock, type Storage } from "../../src/index.js";
+import { PostgresStorage, createPgDriver, type PgDriver, type SqlDriver } from "../../src/adapters/storage/postgres/index.js";
+import { describeWithService, serviceUp } from "../helpers/services.js";
+import { DATABASE_URL, SchemaJanitor, adminQuery } from "./helpers.js";
+
+const janitor = new SchemaJanitor();
+const HOUR = 3_600_000;
+
+async function finish(storage: Storage, clock: ManualClock, n: number): Promise<string[]> {
+  const ids = await storage.enqueue(Array.from({ length: n }, (_, i) => new Job("h", [i])));
+  const claimed = await storage.claim({ queues: ["default"], limit: n, owner: "w", leaseMs: 60_000, now: clock.now() });
+  await storage.complete(
+    claimed.map((r) => ({ id: r.id, token: r.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" })),
+    clock.now(),
+  );
+  return ids;
+}
+
+describeWithService("postgres", await serviceUp("postgres"), "postgres housekeeping", () => {
+  let driver: PgDriver;
+  beforeAll(async () => {
+    driver = await createPgDriver({ connectionString: DATABASE_URL, max: 3 });
+  });
+  afterAll(async () => {
+    await driver?.close();
+    await janitor.dropAll();
+  });
+
+  it("prunes finished jobs past the count limit, then past the TTL, leaving live jobs alone", async () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const storage = new PostgresStorage(driver, { schema: janitor.next(), clock, maxFinishedJobs: 3, completedJobTtlMs: HOUR, ownsDriver: false });
+    await storage.migrate();
+    const old = await finish(storage, clock, 2);
+    clock.advance(1000);
+    const recent = await finish(storage, clock, 3);
+    const live = await storage.enqueue(new Job("live", []));
+    expect(await storage.prune(clock.now())).toBe(0);
+    // Count: only the 3 most recent finished jobs stay.
+    for (const id of old) expect(await storage.get(id)).toBeNull();
+    for (const id of recent) expect(await storage.get(id)).not.toBeNull();
+    // Age: an hour later the rest go too; the live job stays.
+    clock.advance(HOUR + 1);
+    await storage.reclaimExpired(clock.now(), 100);
+    for (const id of recent) expect(await storage.get(id)).toBeNull();
+    expect((await storage.get(live))?.state).toBe(JobState.Enqueued);
+    // Throughput survives pruning of the jobs it counted.
+    const st = await storage.stats({ hours: 2 });
+    expect(st.perHour.reduce((n, b) => n + b.succeeded, 0)).toBe(5);
+  });
+
+  it("drops throughput buckets past the stats windows", async () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const schema = janitor.next();
+    const storage = new PostgresStorage(driver, { schema, clock, ownsDriver: false });
+    await storage.migrate();
+    await finish(storage, clock, 1);
+    clock.advance(32 * 24 * HOUR);
+    await storage.reclaimExpired(clock.now(), 10);
+    const rows = await adminQuery(`SELECT * FROM "${schema}".throughput`);
+    expect(rows).toEqual([]);
+  });
+
+  it("keeps the history column bounded by HISTORY_LIMIT in the row itself", async () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const schema = janitor.next();
+    const storage = new PostgresStorage(driver, { schema, clock, ownsDriver: false });
+    await storage.migrate();
+    const id = await storage.enqueue(new Job("loop", [], { maxAttempts: 1000 }));
+    for (let i = 0; i < HISTORY_LIMIT + 10; i++) {
+      const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+      await storage.complete([{ id, token: r!.leaseToken, state: JobState.Enqueued, reason: `release ${i}`, worker: "w" }], clock.now());
+    }
+    const [row] = await adminQuery<{ n: number; last: string }>(
+      `SELECT jsonb_array_length(history) AS n, history->-1->>'reason' AS last FROM "${schema}".jobs WHERE id = $1`,
+      [id],
+    );
+    expect(row).toEqual({ n: HISTORY_LIMIT, last: `release ${HISTORY_LIMIT + 9}` });
+  });
+
+  it("runs a statement again after a deadlock or serialization failure, and not after other errors", async () => {
+    // The real driver, with the server's verdict on the first attempts of one statement replaced by a
+    // deadlock (what Postgres answers when two completions lock rows in opposite orders).
+    let failures = 0;
+    let calls = 0;
+    const flaky = (code: string, times: number): SqlDriver => ({
+      name: "pg",
+      async query(text, params, options) {
+        if (text.includes("throughput AS t")) {
+          calls++;
+          if (failures < times) {
+            failures++;
+            throw Object.assign(new Error("deadlock detected"), { code });
+          }
+        }
+        return driver.query(text, params, options);
+      },
+      close: async () => {},
+    });
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const schema = janitor.next();
+    const storage = new PostgresStorage(flaky("40P01", 2), { schema, clock });
+    await storage.migrate();
+    await storage.enqueue(new Job("d", []));
+    const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+    const res = await storage.complete([{ id: r!.id, token: r!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now());
+    expect(res[0]!.status).toBe("applied");
+    expect(calls).toBe(3);
+
+    failures = 0;
+    calls = 0;
+    const broken = new PostgresStorage(flaky("23505", 1), { schema, clock });
+    await storage.enqueue(new Job("d2", []));
+    const [r2] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+    await expect(broken.complete([{ id: r2!.id, token: r2!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now())).rejects.toMatchObject({ code: "23505" });
+    expect(calls).toBe(1);
+
+    failures = 0;
+    calls = 0;
+    const hopeless = new PostgresStorage(flaky("40001", 100), { schema, clock });
+    await expect(hopeless.complete([{ id: r2!.id, token: r2!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now())).rejects.toMatchObject({ code: "40001" });
+    expect(calls).toBe(5);
+  });
+});
