@@ -14,3 +14,4 @@ export * from "./core/tick.js";
 export * from "./core/server.js";
 export * from "./core/client.js";
 export { MemoryStorage, type MemoryStorageOptions } from "./adapters/storage/memory/index.js";
+export { StorageInstance } from "./storage-instance.js";
