@@ -824,6 +824,21 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
       });
     });
 
+    // ---------------------------------------------------------- the clock
+
+    describe("serverTime", () => {
+      it("is the store's clock (close to this machine's here) or undefined", async () => {
+        const { storage } = await fresh();
+        const t = await storage.serverTime();
+        if (t !== undefined) {
+          expect(Number.isSafeInteger(t)).toBe(true);
+          expect(Math.abs(t - Date.now())).toBeLessThan(60_000);
+        } else {
+          expect(storage.kind).toBe("memory");
+        }
+      });
+    });
+
     // -------------------------------------------------------------- engine
 
     describe("engine on this storage", () => {

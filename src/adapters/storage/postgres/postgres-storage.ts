@@ -421,6 +421,12 @@ export class PostgresStorage extends Storage {
     return rows.length > 0;
   }
 
+  /** The database's clock (`clock_timestamp()`), so servers on skewed machines agree on lease times. */
+  override async serverTime(): Promise<number | undefined> {
+    const [row] = await this.run<{ t: string | number }>("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS t", []);
+    return row === undefined ? undefined : Number(row.t);
+  }
+
   // -------------------------------------------------------------- reads
 
   async getRecord(id: string): Promise<JobRecord | null> {
