@@ -292,11 +292,12 @@ function normalHost(host: string, protocol?: string): string {
 export type OriginVerdict = "same" | "foreign" | "absent";
 
 /**
- * Whether a request comes from a page of this very host. Uses `Origin`,
+ * Whether a request comes from a page of this very host (by any name the
+ * request carries for it). Uses `Origin`,
  * else `Referer`, else `Sec-Fetch-Site`; "absent" means a non-browser
  * client (curl, a server), which cannot carry a victim's cookie.
  */
-export function originVerdict(headers: Headers, requestHost: string, trusted: readonly string[]): OriginVerdict {
+export function originVerdict(headers: Headers, requestHosts: readonly string[], trusted: readonly string[]): OriginVerdict {
   const origin = headers.get("origin");
   const referer = headers.get("referer");
   const source = origin ?? referer;
@@ -309,7 +310,8 @@ export function originVerdict(headers: Headers, requestHost: string, trusted: re
       return "foreign";
     }
     if (trusted.includes(u.origin)) return "same";
-    return normalHost(u.host, u.protocol) === normalHost(requestHost) ? "same" : "foreign";
+    const host = normalHost(u.host, u.protocol);
+    return requestHosts.some((h) => normalHost(h) === host) ? "same" : "foreign";
   }
   const site = headers.get("sec-fetch-site");
   if (site === null) return "absent";

@@ -11,3 +11,4 @@ export { Readiness, type ReadinessOptions, type ReadinessPhase, type ReadinessRe
 export { loadWorkersModule, workersModuleSpecifier, type RegisterWorkers, type WorkersModuleContext } from "./workers-module.js";
 export { registerDemoWorkers, seedDemoJobs, startDemoProducer } from "./demo.js";
 export { storageFromEnv } from "./storage-from-env.js";
+export { DashboardServer, type DashboardServerOptions } from "../../http/node.js";

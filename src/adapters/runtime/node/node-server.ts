@@ -16,7 +16,7 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
-import { createNodeWebSocket } from "@hono/node-ws";
+import { createNodeWebSocket, type NodeWebSocketInit } from "@hono/node-ws";
 import { Hono } from "hono";
 import {
   BackgroundJobServer,
@@ -134,7 +134,8 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
   // node-ws routes upgrade requests through the app, and the app needs
   // node-ws's upgrade helper: the late-bound reference breaks the cycle.
   let app: Hono | undefined;
-  const nodeWs = createNodeWebSocket({ app: { request: (...args: Parameters<Hono["request"]>) => app!.request(...args) } as unknown as Hono });
+  const wsInit: NodeWebSocketInit = { app: { request: (...args: Parameters<Hono["request"]>) => app!.request(...args) } as unknown as Hono };
+  const nodeWs = createNodeWebSocket(wsInit);
   const dashboard = auth
     ? createApp({ storage, registry, auth, upgradeWebSocket: nodeWs.upgradeWebSocket, logger: logger.child({ component: "http" }) })
     : undefined;
@@ -153,6 +154,10 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
   const bound = http.address() as AddressInfo;
   const shownHost = bound.address === "0.0.0.0" ? "127.0.0.1" : bound.address === "::" ? "[::1]" : bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
   const url = `http://${shownHost}:${bound.port}`;
+  // @hono/node-ws rebuilds upgrade URLs as http://localhost (no port) unless
+  // told the real origin: without this a page on another localhost port
+  // would pass the WebSocket Origin check.
+  wsInit.baseUrl = url;
   logger.info("http listening", { url, bound: `${bound.address}:${bound.port}`, dashboard: dashboardMode, health: `${url}/healthz`, ready: `${url}/readyz` });
   if (dashboardMode === "off") {
     logger.warn("dashboard not served: no QML_DASHBOARD_TOKEN and the server does not bind loopback (QML_HOST); only /healthz and /readyz answer", {
