@@ -1,0 +1,36 @@
+/**
+ * The jobs this reference deployment runs. Replace them with your own: a
+ * worker is a name and a function of the job (see the README's "Workers").
+ * They are small on purpose, so a fresh deployment shows jobs flowing
+ * through the dashboard without calling anything outside.
+ */
+import { WorkerResult, type WorkerRegistry } from "../../../src/index.js";
+
+const pause = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+
+export function registerJobs(registry: WorkerRegistry): WorkerRegistry {
+  return registry
+    .register("send_email", async (job, ctx) => {
+      ctx.logger.info("sending email", { to: String(job.arguments[0]) });
+      await pause(50, ctx.signal);
+      return WorkerResult.success({ delivered: true });
+    })
+    .register("generate_report", async (job, ctx) => {
+      for (let step = 1; step <= 4; step++) {
+        await pause(100, ctx.signal);
+        await ctx.progress({ step, of: 4 });
+      }
+      return WorkerResult.success({ report: String(job.arguments[0] ?? "daily") });
+    });
+}

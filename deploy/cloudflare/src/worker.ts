@@ -1,0 +1,56 @@
+/**
+ * The reference deployment's Worker: qml's runtime over the store the
+ * `QML_STORAGE` var names, with the jobs of ./jobs.ts.
+ *
+ *   redis     Upstash Redis over its REST API (UPSTASH_REDIS_REST_URL + the
+ *             UPSTASH_REDIS_REST_TOKEN secret)
+ *   postgres  Neon over HTTP (the DATABASE_URL secret)
+ *
+ * Both are HTTP drivers (see ./storage.ts): one store object per isolate
+ * serves every request, with no connection to hand over between requests.
+ */
+import {
+  authFromEnv,
+  configFromEnv,
+  createWorker,
+  type CfQueue,
+  type WakeUpMessage,
+  type WorkerHandlers,
+} from "../../../src/adapters/runtime/cloudflare/index.js";
+import { WorkerRegistry } from "../../../src/index.js";
+import { registerJobs } from "./jobs.js";
+import { storageFromEnv, type StorageEnv } from "./storage.js";
+
+export interface Env extends StorageEnv {
+  /** Producer binding of the wake-up queue. */
+  QML_QUEUE: CfQueue<WakeUpMessage>;
+  /** Secrets: comma-separated admin and read-only tokens for the API and dashboard. */
+  QML_DASHBOARD_TOKEN?: string;
+  QML_DASHBOARD_READ_TOKEN?: string;
+  QML_SESSION_SECRET?: string;
+  /** Tuning vars, see configFromEnv. */
+  QML_QUEUES?: string;
+  QML_BUDGET_MS?: string;
+  QML_CONCURRENCY?: string;
+  QML_MAX_JOBS?: string;
+  QML_LEASE_MS?: string;
+  QML_DEAD_LETTER_QUEUE?: string;
+  QML_LOG_LEVEL?: string;
+}
+
+const registry = registerJobs(new WorkerRegistry());
+
+const qml = createWorker<Env>({
+  storage: storageFromEnv,
+  registry,
+  config: configFromEnv,
+  auth: authFromEnv,
+});
+
+// WorkerHandlers<Env> is the subset of `ExportedHandler<Env>` the runtime
+// declares for itself; test/workers/types.check.ts holds it to Cloudflare's.
+export default {
+  fetch: qml.fetch,
+  scheduled: qml.scheduled,
+  queue: qml.queue,
+} satisfies WorkerHandlers<Env>;

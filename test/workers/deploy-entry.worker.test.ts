@@ -1,0 +1,58 @@
+/**
+ * The reference deployment's entry (deploy/cloudflare/src/worker.ts) in
+ * workerd, configured only through its env as wrangler would: it picks
+ * Upstash or Neon from QML_STORAGE, serves the API behind the token secret,
+ * and its cron tick runs what the API enqueued.
+ */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { expect, it } from "vitest";
+import { systemClock } from "../../src/core/clock.js";
+import deployed from "../../deploy/cloudflare/src/worker.js";
+import { deployEnvFor, suiteFor } from "./backends.js";
+import { ADMIN_TOKEN } from "./fixtures/worker.js";
+import { runCron } from "./helpers.js";
+
+async function call(env: Record<string, unknown>, path: string, init: { method?: string; body?: unknown; token?: string } = {}) {
+  const ctx = createExecutionContext();
+  const headers: Record<string, string> = {};
+  if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
+  if (init.body !== undefined) headers["content-type"] = "application/json";
+  const req = new Request(`https://qml.example.workers.dev${path}`, {
+    method: init.method ?? (init.body !== undefined ? "POST" : "GET"),
+    headers,
+    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+  });
+  const res = await deployed.fetch(req, env as never, ctx);
+  await waitOnExecutionContext(ctx);
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+for (const backend of ["upstash", "neon"] as const) {
+  suiteFor(backend, `deploy entry on ${backend}`, () => {
+    it("serves the API behind the token secret and runs what it enqueued on the cron tick", async () => {
+      // No QML_QUEUE binding here: the cron tick alone must run the job.
+      const env = { ...deployEnvFor(backend), QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" };
+
+      expect((await call(env, "/api/stats")).status).toBe(401);
+      const created = await call(env, "/api/jobs", { body: { name: "send_email", args: ["ada@example.com"] }, token: ADMIN_TOKEN });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      expect(created.body.job.state).toBe("enqueued");
+
+      await runCron(systemClock, env, deployed as never);
+
+      const read = await call(env, `/api/jobs/${id}`, { token: ADMIN_TOKEN });
+      expect(read.body.job.state).toBe("succeeded");
+      expect(read.body.job.result).toEqual({ delivered: true });
+      const stats = await call(env, "/api/stats", { token: ADMIN_TOKEN });
+      expect(stats.body.states.succeeded).toBe(1);
+    });
+  });
+}
+
+it("answers a problem document, not a stack trace, when the deployment lacks its settings", async () => {
+  const r = await call({ QML_STORAGE: "redis", QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" }, "/api/stats", { token: ADMIN_TOKEN });
+  expect(r.status).toBe(500);
+  expect(r.body.code).toBe("INTERNAL");
+  expect(JSON.stringify(r.body)).not.toContain("UPSTASH");
+});
