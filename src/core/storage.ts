@@ -268,14 +268,28 @@ export abstract class Storage {
   enqueue(job: Job): Promise<string>;
   enqueue(jobs: Job[]): Promise<string[]>;
   async enqueue(input: Job | Job[]): Promise<string | string[]> {
+    const { jobs, records, now } = this.prepareJobs(input);
+    if (records.length === 0) return [];
+    const results = await this.insertJobs(records, now);
+    this.settleJobs(jobs, records, results, now);
+    const created = results.flatMap((r, i) => (r.created ? [{ id: r.id, queue: records[i]!.queue, runAt: records[i]!.runAt }] : []));
+    if (created.length > 0) this.emitEnqueued(created);
+    return Array.isArray(input) ? results.map((r) => r.id) : results[0]!.id;
+  }
+
+  /** Validates jobs and builds their records as of now. For backends with their own enqueue variants. */
+  protected prepareJobs(input: Job | Job[]): { jobs: Job[]; records: JobRecord[]; now: number } {
     const jobs = Array.isArray(input) ? input : [input];
     const now = this.clock.now();
     const records = jobs.map((j) => {
       if (!(j instanceof Job)) throw new ValidationError("enqueue takes Job instances (new Job(name, args, options))", "job");
       return newJobRecord(j, now);
     });
-    if (records.length === 0) return [];
-    const results = await this.insertJobs(records, now);
+    return { jobs, records, now };
+  }
+
+  /** Writes the stored id (and, for new jobs, state, times and history) back onto the caller's Job objects. */
+  protected settleJobs(jobs: Job[], records: JobRecord[], results: InsertResult[], now: number): void {
     results.forEach((r, i) => {
       const job = jobs[i]!;
       const rec = records[i]!;
@@ -287,9 +301,6 @@ export abstract class Storage {
         job.history = rec.history.map((h) => ({ ...h, at: new Date(h.at) }));
       }
     });
-    const created = results.flatMap((r, i) => (r.created ? [{ id: r.id, queue: records[i]!.queue, runAt: records[i]!.runAt }] : []));
-    if (created.length > 0) this.emitEnqueued(created);
-    return Array.isArray(input) ? results.map((r) => r.id) : results[0]!.id;
   }
 
   /** Convenience: `enqueueJob("send_email", ["a@b.c"], { queue: "mail" })`. */

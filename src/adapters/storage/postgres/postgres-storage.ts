@@ -20,7 +20,7 @@
  */
 import { sleep } from "../../../core/clock.js";
 import { ConfigError, StorageUnavailableError, ValidationError, type ErrorInfo } from "../../../core/errors.js";
-import { Job, newJobRecord, type HistoryEntry, type JobRecord, type JobState } from "../../../core/job.js";
+import { type Job, type HistoryEntry, type JobRecord, type JobState } from "../../../core/job.js";
 import type { RetrySpec } from "../../../core/retry.js";
 import {
   HOUR,
@@ -257,25 +257,11 @@ export class PostgresStorage extends Storage {
   enqueueWith(client: SqlClient, jobs: Job[]): Promise<string[]>;
   async enqueueWith(client: SqlClient, input: Job | Job[]): Promise<string | string[]> {
     if (!client || typeof client.query !== "function") throw new ValidationError("enqueueWith takes a client with a query(text, values) method", "client");
-    const jobs = Array.isArray(input) ? input : [input];
-    const now = this.clock.now();
-    const records = jobs.map((j) => {
-      if (!(j instanceof Job)) throw new ValidationError("enqueueWith takes Job instances (new Job(name, args, options))", "job");
-      return newJobRecord(j, now);
-    });
+    const { jobs, records, now } = this.prepareJobs(input);
     if (records.length === 0) return [];
+    // No local wake-up here: the NOTIFY in the insert goes out when the caller commits.
     const results = await this.insert(records, now, client);
-    results.forEach((r, i) => {
-      const job = jobs[i]!;
-      const rec = records[i]!;
-      job.id = r.id;
-      if (r.created) {
-        job.state = rec.state;
-        job.createdAt = job.updatedAt = new Date(now);
-        job.runAt = new Date(rec.runAt);
-        job.history = rec.history.map((h) => ({ ...h, at: new Date(h.at) }));
-      }
-    });
+    this.settleJobs(jobs, records, results, now);
     return Array.isArray(input) ? results.map((r) => r.id) : results[0]!.id;
   }
 
