@@ -1,15 +1,17 @@
 /**
- * The same storage operations on every backend: memory, then Redis.
+ * The same storage operations on every backend: memory, Redis, PostgreSQL.
  *
  *   npx tsx examples/storage_demo.ts
  *
  * Redis: REDIS_URL (redis://… over TCP, or an Upstash https:// URL with
  * UPSTASH_REDIS_REST_TOKEN), else redis://127.0.0.1:6379 if it answers.
  * Keys go under the prefix "qml-demo:"; the demo clears its jobs first.
- * (PostgreSQL joins this list when its backend lands.)
+ * PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test if
+ * it answers; tables go in the schema "qml_demo".
  */
 import { ALL_STATES, Job, JobState, MemoryStorage, RetryPolicy, StorageUnavailableError, type Storage } from "../src/index.js";
 import { RedisConfig, createRedisStorage } from "../src/adapters/storage/redis/index.js";
+import { PostgresConfig, createPostgresStorage } from "../src/adapters/storage/postgres/index.js";
 
 async function demo(label: string, storage: Storage): Promise<void> {
   console.log(`\n=== ${label} ===`);
@@ -67,6 +69,16 @@ async function main(): Promise<void> {
     await redis.close();
     if (!(e instanceof StorageUnavailableError) || process.env.REDIS_URL) throw e;
     console.log(`\n=== redis: skipped (${String(config)} is not reachable; set REDIS_URL) ===`);
+  }
+
+  const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+  const postgres = await createPostgresStorage(new PostgresConfig().withDatabaseUrl(databaseUrl).withSchema("qml_demo").withConnectTimeout(2000).withNotify(false));
+  try {
+    await demo("postgres (pg)", postgres);
+  } catch (e) {
+    await postgres.close();
+    if (!(e instanceof StorageUnavailableError) || process.env.DATABASE_URL) throw e;
+    console.log("\n=== postgres: skipped (not reachable; set DATABASE_URL) ===");
   }
 }
 

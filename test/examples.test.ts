@@ -2,6 +2,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { expect, it } from "vitest";
+import { describeWithService, serviceUp } from "./helpers/services.js";
 
 const run = promisify(execFile);
 const tsx = (file: string) => run(process.execPath, ["--import", "tsx", file], { timeout: 60_000, env: { ...process.env, QML_LOG_LEVEL: "warn" } });
@@ -17,4 +18,17 @@ it("examples/processing_demo.ts processes every job", async () => {
   expect(stdout).toMatch(/failed: slow_export \(TIMEOUT/);
   expect(stdout).toMatch(/40 retried/);
   expect(stdout).toMatch(/by queue: \{ critical: 40, default: 15\d/);
+});
+
+describeWithService("redis and postgres", (await serviceUp("redis")) && (await serviceUp("postgres")), "examples on the real stores", () => {
+  it("examples/storage_demo.ts runs the same operations on memory, Redis and PostgreSQL", async () => {
+    const { stdout } = await tsx("examples/storage_demo.ts");
+    for (const label of ["=== memory ===", "=== redis (ioredis) ===", "=== postgres (pg) ==="]) expect(stdout).toContain(label);
+    expect(stdout.match(/send_email is succeeded/g)).toHaveLength(3);
+  });
+
+  it("examples/postgres_simple.ts runs", async () => {
+    const { stdout } = await tsx("examples/postgres_simple.ts");
+    expect(stdout).toMatch(/succeeded: 2/);
+  });
 });
