@@ -1,0 +1,44 @@
+/** MemoryStorage keeps finished jobs up to a count and an age, then prunes them with their unique keys. */
+import { expect, it } from "vitest";
+import { Job, JobState, ManualClock, MemoryStorage } from "../../src/index.js";
+
+async function finish(storage: MemoryStorage, clock: ManualClock, n: number, uniquePrefix?: string): Promise<string[]> {
+  const ids = await storage.enqueue(Array.from({ length: n }, (_, i) => new Job("r", [i], uniquePrefix ? { uniqueKey: `${uniquePrefix}${i}` } : {})));
+  const claimed = await storage.claim({ queues: ["default"], limit: n, owner: "w", leaseMs: 1000, now: clock.now() });
+  await storage.complete(claimed.map((r) => ({ id: r.id, token: r.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" })), clock.now());
+  return ids;
+}
+
+it("keeps at most maxFinishedJobs finished jobs, oldest pruned first", async () => {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage({ clock, maxFinishedJobs: 100 });
+  const first = await finish(storage, clock, 60, "a");
+  clock.advance(1000);
+  const second = await finish(storage, clock, 60, "b");
+  const st = await storage.stats();
+  expect(st.states.succeeded).toBe(100);
+  expect(st.total).toBe(100);
+  expect(await storage.get(first[0]!)).toBeNull();
+  expect(await storage.get(second.at(-1)!)).not.toBeNull();
+  // A pruned job's unique key is free again.
+  expect(await storage.enqueue(new Job("r", [], { uniqueKey: "a0" }))).not.toBe(first[0]);
+});
+
+it("prunes finished jobs older than finishedJobTtlMs; live jobs stay", async () => {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage({ clock, finishedJobTtlMs: 60_000 });
+  const old = await finish(storage, clock, 10);
+  const waiting = await storage.enqueue(new Job("r", []));
+  clock.advance(60_001);
+  await finish(storage, clock, 1); // any write prunes
+  expect(await storage.get(old[0]!)).toBeNull();
+  expect(await storage.get(waiting)).not.toBeNull();
+  expect((await storage.stats()).states.succeeded).toBe(1);
+});
+
+it("memory stays flat across 10,000 processed jobs", async () => {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage({ clock, maxFinishedJobs: 500 });
+  for (let round = 0; round < 20; round++) await finish(storage, clock, 500);
+  expect((await storage.stats()).total).toBe(500);
+});
