@@ -54,14 +54,7 @@ function runKey(id: string, token: number): string {
 class RunAbort {
   reason: unknown = undefined;
   private controller: AbortController | undefined;
-  private reject: ((reason: unknown) => void) | undefined;
-  readonly promise: Promise<never>;
-  constructor() {
-    this.promise = new Promise<never>((_, reject) => {
-      this.reject = reject;
-    });
-    this.promise.catch(() => {});
-  }
+  private rejectRun: ((reason: unknown) => void) | undefined;
   get aborted(): boolean {
     return this.reason !== undefined;
   }
@@ -76,8 +69,53 @@ class RunAbort {
     if (this.aborted) return;
     this.reason = reason;
     this.controller?.abort(reason);
-    this.reject?.(reason);
+    this.rejectRun?.(reason);
   }
+  /** Settles with `p`, or rejects at once when aborted (the worker's promise is left to finish on its own). */
+  race<T>(p: PromiseLike<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.aborted) return reject(this.reason);
+      this.rejectRun = reject;
+      p.then(resolve, reject);
+    });
+  }
+}
+
+/** The worker's view of its run. A class, so that a run allocates no closures. */
+class RunContext implements WorkerContext {
+  private log: Logger | undefined;
+  constructor(
+    private readonly processor: Processor,
+    private readonly entry: Running,
+    readonly serverId: string,
+    private readonly baseLogger: Logger,
+  ) {}
+  get attempt(): number {
+    return this.entry.record.attempts;
+  }
+  get signal(): AbortSignal {
+    return this.entry.controller.signal;
+  }
+  get workerId(): string {
+    return this.entry.workerId;
+  }
+  get leaseToken(): number {
+    return this.entry.record.leaseToken;
+  }
+  get logger(): Logger {
+    const r = this.entry.record;
+    return (this.log ??= this.baseLogger.child({ jobId: r.id, job: r.name, attempt: r.attempts, worker: this.entry.workerId }));
+  }
+  heartbeat(): Promise<boolean> {
+    return this.processor.heartbeatOne(this.entry);
+  }
+  progress(value: unknown): Promise<boolean> {
+    return this.processor.progressOne(this.entry, value);
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as { then?: unknown }).then === "function";
 }
 
 interface Running {
@@ -270,10 +308,9 @@ export class Processor {
 
   private async run(entry: Running): Promise<void> {
     const { record: rec, controller, workerId } = entry;
-    let logger: Logger | undefined;
-    const log = () => (logger ??= this.opts.logger.child({ jobId: rec.id, job: rec.name, attempt: rec.attempts, worker: workerId }));
     if (this.opts.events.has("job:start")) this.opts.events.emit("job:start", { job: rec, workerId });
     const worker = this.registry.get(rec.name);
+    const ctx = new RunContext(this, entry, this.opts.serverId, this.opts.logger);
     const timeoutMs = rec.timeoutMs ?? this.opts.jobTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let outcome: { kind: "result"; result: WorkerResult } | { kind: "error"; error: unknown };
@@ -281,12 +318,13 @@ export class Processor {
     if (!worker) {
       outcome = { kind: "error", error: new UnknownJobNameError(rec.name) };
     } else {
-      const ctx = this.context(entry, log);
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => controller.abort(new TimeoutError(rec.id, timeoutMs)), timeoutMs);
       }
       try {
-        const r = await Promise.race([Promise.resolve().then(() => worker.execute(Job.fromRecord(rec), ctx)), controller.promise]);
+        const returned = worker.execute(Job.fromRecord(rec), ctx);
+        // A synchronous worker costs no promise; an asynchronous one races the abort.
+        const r = isThenable(returned) ? await controller.race(returned) : returned;
         outcome = { kind: "result", result: r instanceof WorkerResult ? r : WorkerResult.success(r ?? undefined) };
       } catch (e) {
         outcome = { kind: "error", error: controller.aborted ? controller.reason : e };
@@ -300,7 +338,7 @@ export class Processor {
     const reason = controller.reason;
     if (reason instanceof LeaseLostError) {
       // Fenced: whatever we wrote now would be refused; the next owner decides.
-      log().warn("lease lost; outcome dropped", {});
+      ctx.logger.warn("lease lost; outcome dropped", {});
       if (this.opts.events.has("job:lost")) this.opts.events.emit("job:lost", { id: rec.id, reason: "lease lost while running" });
       return;
     }
@@ -309,36 +347,24 @@ export class Processor {
       return;
     }
     this.durations.record(rec.name, durationMs);
-    this.submit(this.decide(rec, outcome, now, workerId, durationMs, log));
+    this.submit(this.decide(rec, outcome, now, workerId, durationMs, ctx));
   }
 
-  private context(entry: Running, log: () => Logger): WorkerContext {
-    const { record: rec, controller, workerId, lease } = entry;
-    return {
-      attempt: rec.attempts,
-      get signal() {
-        return controller.signal;
-      },
-      serverId: this.opts.serverId,
-      workerId,
-      leaseToken: rec.leaseToken,
-      get logger() {
-        return log();
-      },
-      heartbeat: async () => {
-        const owned = await this.storage.extendLeases([lease], this.opts.leaseMs, this.opts.clock.now());
-        if (owned.length === 0) {
-          controller.abort(new LeaseLostError(rec.id));
-          return false;
-        }
-        return true;
-      },
-      progress: async (value: unknown) => {
-        const ok = await this.storage.setProgress(lease, value, this.opts.clock.now());
-        if (!ok) controller.abort(new LeaseLostError(rec.id));
-        return ok;
-      },
-    };
+  /** Extends one job's lease now (ctx.heartbeat()). */
+  async heartbeatOne(entry: Running): Promise<boolean> {
+    const owned = await this.storage.extendLeases([entry.lease], this.opts.leaseMs, this.opts.clock.now());
+    if (owned.length === 0) {
+      entry.controller.abort(new LeaseLostError(entry.record.id));
+      return false;
+    }
+    return true;
+  }
+
+  /** Records a progress value for one job (ctx.progress()). */
+  async progressOne(entry: Running, value: unknown): Promise<boolean> {
+    const ok = await this.storage.setProgress(entry.lease, value, this.opts.clock.now());
+    if (!ok) entry.controller.abort(new LeaseLostError(entry.record.id));
+    return ok;
   }
 
   /** The core's decision: which state an attempt leads to. Stores only persist it. */
@@ -348,14 +374,14 @@ export class Processor {
     now: number,
     workerId: string,
     durationMs: number,
-    log: () => Logger,
+    ctx: WorkerContext,
   ): Outcome {
-    const base = { id: rec.id, token: rec.leaseToken, worker: workerId };
     if (outcome.kind === "result" && outcome.result.kind === "success") {
       const result = outcome.result.value;
       if (this.opts.events.has("job:succeeded")) this.opts.events.emit("job:succeeded", { job: rec, workerId, durationMs, result });
-      return { ...base, state: JobState.Succeeded, ...(result !== undefined ? { result: jsonOrString(result) } : {}), reason: "succeeded" };
+      return { id: rec.id, token: rec.leaseToken, worker: workerId, state: JobState.Succeeded, result: result === undefined ? undefined : jsonOrString(result), reason: "succeeded" };
     }
+    const base = { id: rec.id, token: rec.leaseToken, worker: workerId };
     let error: ErrorInfo;
     let forceFail = false;
     let delayMs: number | undefined;
@@ -372,14 +398,14 @@ export class Processor {
     if (forceFail || rec.attempts >= rec.maxAttempts) {
       const why = forceFail ? "failed" : `failed after ${rec.attempts} attempt${rec.attempts === 1 ? "" : "s"}`;
       if (this.opts.events.has("job:failed")) this.opts.events.emit("job:failed", { job: rec, workerId, durationMs, error });
-      log().warn("job failed", { error: error.message, durationMs });
+      ctx.logger.warn("job failed", { error: error.message, durationMs });
       return { ...base, state: JobState.Failed, error, reason: `${why}: ${error.message}` };
     }
     const policy = rec.retry ? RetryPolicy.fromSpec(rec.retry) : (this.registry.get(rec.name)?.retryPolicy ?? this.opts.retryPolicy);
     const delay = delayMs ?? policy.delayFor(rec.attempts, cause);
     const runAt = now + Math.max(0, delay);
     if (this.opts.events.has("job:retry")) this.opts.events.emit("job:retry", { job: rec, workerId, durationMs, error, runAt });
-    log().info("job will retry", { error: error.message, retryInMs: delay });
+    ctx.logger.info("job will retry", { error: error.message, retryInMs: delay });
     return { ...base, state: JobState.AwaitingRetry, runAt, error, reason: `retry ${rec.attempts + 1}/${rec.maxAttempts} in ${delay} ms: ${error.message}` };
   }
 
