@@ -9,6 +9,7 @@ export * from "./core/logger.js";
 export * from "./core/events.js";
 export * from "./core/config.js";
 export * from "./core/processor.js";
+export * from "./core/completer.js";
 export * from "./core/scheduler.js";
 export * from "./core/tick.js";
 export * from "./core/server.js";

@@ -7,10 +7,11 @@
  * the claim carries the lease token: a job whose lease was lost (expired and
  * reclaimed, deleted, requeued) cannot be overwritten from here.
  *
- * Completions are batched: outcomes that arrive while a flush is in flight
- * go out together in the next one (one round trip for many jobs).
+ * Completions are batched (completer.ts): outcomes that arrive while a write
+ * is in flight go out together in the next one.
  */
-import { sleep, type Clock } from "./clock.js";
+import type { Clock } from "./clock.js";
+import { Completer } from "./completer.js";
 import {
   DeadlineError,
   LeaseLostError,
@@ -151,8 +152,7 @@ export class Processor {
   private readonly freeWorkerSlots: number[];
   private readonly workerIds: string[] = [];
   private slotWaiters: Array<() => void> = [];
-  private pending: Outcome[] = [];
-  private flushing: Promise<void> | null = null;
+  private readonly completer: Completer;
   private heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeating = false;
   readonly durations: DurationStats;
@@ -164,6 +164,7 @@ export class Processor {
     durations?: DurationStats,
   ) {
     this.durations = durations ?? new DurationStats();
+    this.completer = new Completer(storage, opts);
     this.freeWorkerSlots = Array.from({ length: opts.concurrency }, (_, i) => opts.concurrency - i);
   }
 
@@ -217,8 +218,8 @@ export class Processor {
       started++;
     }
     if (unfit.length > 0) {
-      this.pending.push(...unfit);
-      await this.flush();
+      this.completer.submit(...unfit);
+      await this.completer.flushAll();
     }
     return { claimed: records.length, started, unfit: unfit.length };
   }
@@ -253,16 +254,13 @@ export class Processor {
         await Promise.all([...this.running.values()].map((r) => r.done));
       }
     }
-    await this.flushAll();
+    await this.completer.flushAll();
     this.stopHeartbeat();
   }
 
-  /** Flushes until no outcome is pending. */
-  async flushAll(): Promise<void> {
-    while (this.flushing || this.pending.length > 0) {
-      if (this.flushing) await this.flushing;
-      else await this.flush();
-    }
+  /** Resolves when every outcome so far is written. */
+  flushAll(): Promise<void> {
+    return this.completer.flushAll();
   }
 
   // ------------------------------------------------------------ running
@@ -343,11 +341,11 @@ export class Processor {
       return;
     }
     if (reason instanceof ShutdownError || reason instanceof DeadlineError) {
-      this.submit(this.releaseOutcome(rec, `released: ${reason instanceof ShutdownError ? "server shutting down" : "invocation deadline"}`));
+      this.completer.submit(this.releaseOutcome(rec, `released: ${reason instanceof ShutdownError ? "server shutting down" : "invocation deadline"}`));
       return;
     }
     this.durations.record(rec.name, durationMs);
-    this.submit(this.decide(rec, outcome, now, workerId, durationMs, ctx));
+    this.completer.submit(this.decide(rec, outcome, now, workerId, durationMs, ctx));
   }
 
   /** Extends one job's lease now (ctx.heartbeat()). */
@@ -412,56 +410,6 @@ export class Processor {
   private releaseOutcome(rec: JobRecord, reason: string): Outcome {
     if (this.opts.events.has("job:released")) this.opts.events.emit("job:released", { job: rec, reason });
     return { id: rec.id, token: rec.leaseToken, state: JobState.Enqueued, reason, worker: this.opts.serverId };
-  }
-
-  // --------------------------------------------------------- completion
-
-  private submit(outcome: Outcome): void {
-    this.pending.push(outcome);
-    if (!this.flushing) void this.flush();
-  }
-
-  /**
-   * Writes pending outcomes in one call. On a store error it retries with
-   * backoff for up to one lease: past that the job's lease has run out and
-   * the job will be reclaimed and run again (at-least-once), so the outcome
-   * is dropped rather than held forever.
-   */
-  private flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    if (this.pending.length === 0) return Promise.resolve();
-    const batch = this.pending;
-    this.pending = [];
-    this.flushing = (async () => {
-      let waited = 0;
-      let backoff = 50;
-      for (;;) {
-        try {
-          const results = await this.storage.complete(batch, this.opts.clock.now());
-          for (const r of results) {
-            if (r.status === "lost") {
-              this.opts.logger.warn("outcome fenced out: the lease was lost", { jobId: r.id });
-              if (this.opts.events.has("job:lost")) this.opts.events.emit("job:lost", { id: r.id, reason: "lease lost before the outcome was written" });
-            }
-          }
-          break;
-        } catch (error) {
-          this.opts.events.emit("storage:error", { operation: "complete", error });
-          if (waited >= this.opts.leaseMs) {
-            this.opts.logger.error("could not record outcomes within a lease; the jobs will be reclaimed", { count: batch.length, error: String(error) });
-            break;
-          }
-          this.opts.logger.warn("could not record outcomes; retrying", { count: batch.length, error: String(error), retryInMs: backoff });
-          await sleep(backoff);
-          waited += backoff;
-          backoff = Math.min(backoff * 2, 2000);
-        }
-      }
-    })().finally(() => {
-      this.flushing = null;
-      if (this.pending.length > 0) void this.flush();
-    });
-    return this.flushing;
   }
 
   // ---------------------------------------------------------- heartbeat
