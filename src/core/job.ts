@@ -326,6 +326,9 @@ export function toJsonValue<T>(value: T, field: string): T {
  * Throws ValidationError; nothing is written for an invalid job.
  */
 export function newJobRecord(job: Job, now: number): JobRecord {
+  if (typeof job.id !== "string" || job.id.length === 0 || job.id.length > 200 || /[\u0000-\u001f\u007f]|\p{Surrogate}/u.test(job.id)) {
+    throw new ValidationError("id must be 1-200 characters of well-formed text without control characters", "id");
+  }
   validateJobName(job.name);
   validateQueueName(job.queue);
   if (!Array.isArray(job.arguments)) throw new ValidationError("arguments must be an array", "arguments");
@@ -341,6 +344,9 @@ export function newJobRecord(job: Job, now: number): JobRecord {
     if (typeof job.uniqueKey !== "string" || job.uniqueKey.length === 0 || job.uniqueKey.length > MAX_UNIQUE_KEY_LENGTH) {
       throw new ValidationError(`uniqueKey must be a non-empty string of at most ${MAX_UNIQUE_KEY_LENGTH} characters`, "uniqueKey");
     }
+    // A lone surrogate has no UTF-8 form: Redis would store U+FFFD (two keys
+    // becoming one job) and PostgreSQL refuses it. Refused alike everywhere.
+    if (/\p{Surrogate}/u.test(job.uniqueKey)) throw new ValidationError("uniqueKey must be well-formed Unicode (it has an unpaired surrogate)", "uniqueKey");
   }
   if (job.retry !== undefined) validateRetrySpecShape(job.retry);
   let runAt = now;

@@ -328,7 +328,8 @@ export function createWorker<Env = unknown>(options: CreateWorkerOptions<Env>): 
       ...(cfg.maxJobs !== undefined ? { maxJobs: cfg.maxJobs } : {}),
       ...(cfg.retryPolicy ? { retryPolicy: cfg.retryPolicy } : {}),
       serverId: `cf-${kind}-${crypto.randomUUID().slice(0, 8)}`,
-      clock: cfg.clock,
+      // Left out unless the user set one: tick() then aligns the system clock with the store's.
+      ...(cfg.clock !== systemClock ? { clock: cfg.clock } : {}),
       logger: cfg.logger,
       // A Queue consumer only processes; housekeeping is the cron's (and a
       // stale lease met by a wake-up is reclaimed below, on its own).
@@ -489,7 +490,10 @@ export function createWorker<Env = unknown>(options: CreateWorkerOptions<Env>): 
       // The invocation that held it died; hand the job back now rather than
       // at the next cron tick, so the retried wake-up finds it enqueued.
       try {
-        await storage.reclaimExpired(now, 1000);
+        // Lease times are on the store's clock (see tick()): reclaim by it, so
+        // that an isolate whose clock runs fast cannot take a live lease.
+        const storeNow = cfg.clock === systemClock ? ((await storage.serverTime()) ?? now) : now;
+        await storage.reclaimExpired(storeNow, 1000);
       } catch (error) {
         log.warn("could not reclaim expired leases", { error: String(error) });
       }

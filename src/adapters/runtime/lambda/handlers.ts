@@ -222,7 +222,8 @@ export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
       queues: tickQueues,
       maintenance,
       serverId: serverId(context),
-      clock,
+      // Left out unless the user set one: tick() then aligns the system clock with the store's.
+      ...(clock !== systemClock ? { clock } : {}),
       logger,
       ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),

@@ -542,14 +542,33 @@ ${BLOCK_QUOTE}`;
 }
 
 /**
- * JSON for jsonb-bound data. Postgres text and jsonb cannot hold U+0000, and
- * a job's error message or metadata might: it becomes U+FFFD rather than
- * failing the write (a failure recorded with one character replaced beats a
- * job stuck in processing). Arguments, results and progress are stored as
- * json text and keep it.
+ * JSON for jsonb-bound data. Postgres text and jsonb cannot hold U+0000 or
+ * an unpaired surrogate, and a job's error message or metadata (values and
+ * keys) might: each becomes U+FFFD rather than failing the write (a failure
+ * recorded with one character replaced beats a job stuck in processing).
+ * Arguments, results and progress are stored as json text and keep it.
  */
 function jsonText(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === "string" && v.includes("\u0000") ? v.replaceAll("\u0000", "\uFFFD") : v));
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (typeof v === "string") return jsonbSafe(v);
+    if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+    // Keys too: the replacer only ever sees values.
+    let out: Record<string, unknown> | undefined;
+    for (const k of Object.keys(v)) {
+      const safe = jsonbSafe(k);
+      if (safe === k) continue;
+      out ??= { ...(v as Record<string, unknown>) };
+      out[safe] = out[k];
+      delete out[k];
+    }
+    return out ?? v;
+  });
+}
+
+/** jsonb holds neither U+0000 nor unpaired surrogates ("invalid input syntax for type json"): both become U+FFFD. */
+function jsonbSafe(s: string): string {
+  const t = s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s;
+  return /\p{Surrogate}/u.test(t) ? t.replace(/\p{Surrogate}/gu, "\uFFFD") : t;
 }
 
 function clean(s: string): string {
