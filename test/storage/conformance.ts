@@ -138,6 +138,11 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         await expect(storage.enqueue(new Job("ok", [], { priority: 1.5 }))).rejects.toBeInstanceOf(ValidationError);
         await expect(storage.enqueue(new Job("ok", [], { maxAttempts: 0 }))).rejects.toBeInstanceOf(ValidationError);
         await expect(storage.enqueue(new Job("ok", [], { uniqueKey: "" }))).rejects.toBeInstanceOf(ValidationError);
+        // A lone surrogate has no UTF-8 form: two such keys must not become one job on any store.
+        await expect(storage.enqueue(new Job("ok", [], { uniqueKey: "k\ud800" }))).rejects.toBeInstanceOf(ValidationError);
+        const badId = new Job("ok", []);
+        badId.id = "bad\u0000id";
+        await expect(storage.enqueue(badId)).rejects.toBeInstanceOf(ValidationError);
         await expect(storage.enqueue(new Job("ok", [], { runAt: new Date(NaN) }))).rejects.toBeInstanceOf(ValidationError);
         await expect(storage.enqueue(new Job("ok", [() => 1] as unknown[]))).rejects.toBeInstanceOf(ValidationError);
         const cyclic: Record<string, unknown> = {};
