@@ -13,7 +13,6 @@
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -158,16 +157,8 @@ export async function startWorker(config: WorkerConfig, options: { skewMs?: numb
 
 // ---------------------------------------------------------------- redis
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../helpers/services.js";
+import { freePort } from "../helpers/services.js";
 
 export interface AofRedis {
   url: string;

@@ -2,7 +2,7 @@
  * The real services tests run against. Under CI=true a missing service is a
  * failing test, never a skip; elsewhere the suite says loudly that it skipped.
  */
-import { Socket } from "node:net";
+import { Socket, createServer } from "node:net";
 import { describe, it } from "vitest";
 
 export const REDIS_URL = process.env.QML_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -61,4 +61,16 @@ export function describeWithService(service: string, up: boolean, name: string, 
   }
   console.warn(`\n[qml] SKIPPING "${name}": ${service} is not reachable (set CI=true to make this a failure)\n`);
   describe.skip(name, fn);
+}
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -74,7 +74,7 @@ describeWithService("redis", await serviceUp("redis"), "redis: injection", () =>
     it(`${driver}: ids, unique keys and arguments are opaque: odd bytes stay inside this prefix's hash tag`, async () => {
       const { storage, prefix, clock } = await open();
       const job = new Job("ok", ["']] redis.call('FLUSHALL') --[['", "{other}:*\n"], { uniqueKey: "{other}:*\nkey" });
-      job.id = "id-{other}-*-\n-]]--";
+      job.id = "id-{other}-*-]]--"; // control characters in ids are refused by core validation
       expect(await storage.enqueue(job)).toBe(job.id);
       expect(await storage.enqueue(new Job("ok", [], { uniqueKey: "{other}:*\nkey" }))).toBe(job.id);
       expect(await storage.get("nope}{*\n")).toBeNull();
