@@ -17,6 +17,8 @@ export interface ResolvedServerConfig {
   jobTimeoutMs: number | undefined;
   queues: string[];
   fetchBatchSize: number;
+  /** Jobs claimed ahead of free workers (default 0). */
+  prefetch: number;
   enableScheduler: boolean;
   leaseMs: number;
   schedulerIntervalMs: number;
@@ -46,6 +48,7 @@ export class ServerConfig {
       jobTimeoutMs: undefined,
       queues: [DEFAULT_QUEUE],
       fetchBatchSize: 100,
+      prefetch: 0,
       enableScheduler: true,
       leaseMs: 30_000,
       schedulerIntervalMs: 5000,
@@ -88,6 +91,17 @@ export class ServerConfig {
   /** Most jobs claimed in one round trip (default 100; never more than free workers). */
   fetchBatchSize(n: number): this {
     this.c.fetchBatchSize = positiveInt("fetchBatchSize", n);
+    return this;
+  }
+  /**
+   * Jobs claimed ahead of free workers and held, their leases renewed by
+   * heartbeats, so a worker that finishes starts the next job without a
+   * round trip. Default 0: claim only for free workers, which spreads jobs
+   * evenly over a fleet of servers; raise it (e.g. to workerCount) for
+   * throughput on short jobs. Held jobs are released at once on stop().
+   */
+  prefetch(n: number): this {
+    this.c.prefetch = positiveInt("prefetch", n, 0);
     return this;
   }
   /** Whether this server promotes, reclaims and fires recurring jobs (default true). */

@@ -31,6 +31,12 @@ import type { LeaseRef, Outcome, Storage } from "./storage.js";
 export interface ProcessorOptions {
   serverId: string;
   concurrency: number;
+  /**
+   * Jobs claimed ahead of free workers and held locally, their leases renewed
+   * by heartbeats like running ones (0: claim only for free workers). Never
+   * used with a deadline: a short-lived invocation claims only what it runs.
+   */
+  prefetch?: number;
   queues: string[];
   leaseMs: number;
   fetchBatchSize: number;
@@ -147,6 +153,8 @@ export class DurationStats {
 
 export class Processor {
   private readonly running = new Map<string, Running>();
+  /** Claimed ahead of free workers (prefetch), oldest first. */
+  private buffered: JobRecord[] = [];
   /** The newest run of each job id here. */
   private readonly runningById = new Map<string, Running>();
   private readonly freeWorkerSlots: number[];
@@ -176,6 +184,25 @@ export class Processor {
     return this.opts.concurrency - this.running.size;
   }
 
+  get bufferedCount(): number {
+    return this.buffered.length;
+  }
+
+  /**
+   * Whether a claim is worth a round trip now: a worker is idle with nothing
+   * held for it, or the prefetch buffer has drained to half.
+   */
+  wantsClaim(): boolean {
+    const prefetch = this.opts.prefetch ?? 0;
+    if (this.freeSlots() > this.buffered.length) return true;
+    return prefetch > 0 && this.claimCapacity() >= Math.ceil(prefetch / 2);
+  }
+
+  /** How many more jobs a claim may take now: free workers plus room in the prefetch buffer. */
+  claimCapacity(): number {
+    return Math.max(0, this.opts.concurrency + (this.opts.prefetch ?? 0) - this.running.size - this.buffered.length);
+  }
+
   /** Resolves when the next running job finishes (at once if none runs). */
   waitForCompletion(signal?: AbortSignal): Promise<void> {
     if (this.running.size === 0 || signal?.aborted) return Promise.resolve();
@@ -196,7 +223,8 @@ export class Processor {
    * Returns { claimed, started, unfit }.
    */
   async fill(options: { deadline?: number; limit?: number } = {}): Promise<{ claimed: number; started: number; unfit: number }> {
-    const free = Math.min(this.freeSlots(), this.opts.fetchBatchSize, options.limit ?? Infinity);
+    const capacity = options.deadline === undefined ? this.claimCapacity() : this.freeSlots() - this.buffered.length;
+    const free = Math.min(capacity, this.opts.fetchBatchSize, options.limit ?? Infinity);
     if (free <= 0) return { claimed: 0, started: 0, unfit: 0 };
     const now = this.opts.clock.now();
     if (options.deadline !== undefined && options.deadline <= now) return { claimed: 0, started: 0, unfit: 0 };
@@ -207,10 +235,18 @@ export class Processor {
       leaseMs: this.opts.leaseMs,
       now,
     });
+    if (options.deadline === undefined) {
+      // Run what free workers can take now; hold the rest until a worker frees up.
+      this.buffered.push(...records);
+      const before = this.running.size;
+      this.startBuffered();
+      if (this.buffered.length > 0) this.ensureHeartbeat();
+      return { claimed: records.length, started: this.running.size - before, unfit: 0 };
+    }
     let started = 0;
     const unfit: Outcome[] = [];
     for (const rec of records) {
-      if (options.deadline !== undefined && now + this.expectedDuration(rec) > options.deadline) {
+      if (now + this.expectedDuration(rec) > options.deadline) {
         unfit.push(this.releaseOutcome(rec, "released: would not finish before the invocation's deadline"));
         continue;
       }
@@ -228,9 +264,22 @@ export class Processor {
     return rec.timeoutMs ?? this.opts.jobTimeoutMs ?? this.durations.p95(rec.name) ?? 0;
   }
 
-  /** Aborts every running job with `reason` (shutdown or deadline); their outcomes become releases. */
+  /** Aborts every running job with `reason` (shutdown or deadline); their outcomes become releases, as do held jobs'. */
   abortAll(reason: Error): void {
+    this.releaseBuffered(reason instanceof ShutdownError ? "released: server shutting down" : "released: invocation deadline");
     for (const r of this.running.values()) r.controller.abort(reason);
+  }
+
+  /** Hands jobs held in the prefetch buffer back to `enqueued` at once. */
+  private releaseBuffered(reason: string): void {
+    if (this.buffered.length === 0) return;
+    const held = this.buffered;
+    this.buffered = [];
+    this.completer.submit(...held.map((rec) => this.releaseOutcome(rec, reason)));
+  }
+
+  private startBuffered(): void {
+    while (this.buffered.length > 0 && this.running.size < this.opts.concurrency) this.start(this.buffered.shift()!);
   }
 
   /**
@@ -239,6 +288,8 @@ export class Processor {
    * outcome. Resolves when nothing is running and nothing is pending.
    */
   async drain(graceMs: number, reason: Error = new ShutdownError()): Promise<void> {
+    // Held jobs have not started: nothing to wait for, they go back at once.
+    this.releaseBuffered(reason instanceof ShutdownError ? "released: server shutting down" : "released: invocation deadline");
     if (this.running.size > 0) {
       const all = Promise.all([...this.running.values()].map((r) => r.done));
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -295,7 +346,8 @@ export class Processor {
       this.running.delete(key);
       if (this.runningById.get(entry.record.id) === entry) this.runningById.delete(entry.record.id);
       this.freeWorkerSlots.push(slot);
-      if (this.running.size === 0) this.stopHeartbeat();
+      this.startBuffered();
+      if (this.running.size === 0 && this.buffered.length === 0) this.stopHeartbeat();
       if (this.slotWaiters.length > 0) {
         const waiters = this.slotWaiters;
         this.slotWaiters = [];
@@ -428,24 +480,28 @@ export class Processor {
     this.heartbeatTimer = null;
   }
 
-  /** Extends every running lease in one call; aborts the jobs whose lease is gone. */
+  /** Extends every running and held lease in one call; drops the jobs whose lease is gone. */
   async beat(): Promise<void> {
-    if (this.running.size === 0) return;
+    if (this.running.size === 0 && this.buffered.length === 0) return;
     this.heartbeating = true;
     const entries = [...this.running.values()];
+    const held = [...this.buffered];
     try {
-      const owned = new Set(await this.storage.extendLeases(entries.map((e) => e.lease), this.opts.leaseMs, this.opts.clock.now()));
+      const leases = [...entries.map((e) => e.lease), ...held.map((r) => ({ id: r.id, token: r.leaseToken }))];
+      const owned = new Set(await this.storage.extendLeases(leases, this.opts.leaseMs, this.opts.clock.now()));
       for (const e of entries) {
         if (!owned.has(e.record.id) && !e.controller.aborted) {
           e.controller.abort(new LeaseLostError(e.record.id));
         }
       }
+      const lost = held.filter((r) => !owned.has(r.id));
+      if (lost.length > 0) this.buffered = this.buffered.filter((r) => !lost.includes(r));
     } catch (error) {
       this.opts.events.emit("storage:error", { operation: "extendLeases", error });
       this.opts.logger.warn("heartbeat failed; retrying next beat", { error: String(error) });
     } finally {
       this.heartbeating = false;
-      if (this.running.size > 0) this.ensureHeartbeat();
+      if (this.running.size > 0 || this.buffered.length > 0) this.ensureHeartbeat();
     }
   }
 }

@@ -58,6 +58,7 @@ export class BackgroundJobServer {
       queues: this.config.queues,
       leaseMs: this.config.leaseMs,
       fetchBatchSize: this.config.fetchBatchSize,
+      prefetch: this.config.prefetch,
       jobTimeoutMs: this.config.jobTimeoutMs,
       retryPolicy: this.config.retryPolicy,
       clock: this.config.clock,
@@ -169,7 +170,7 @@ export class BackgroundJobServer {
     let idle = 0;
     let errors = 0;
     while (this.running) {
-      if (this.processor.freeSlots() === 0) {
+      if (!this.processor.wantsClaim()) {
         await this.processor.waitForCompletion(this.stopping!.signal);
         continue;
       }
@@ -177,7 +178,7 @@ export class BackgroundJobServer {
       let asked = 0;
       let claimed = 0;
       try {
-        asked = Math.min(this.processor.freeSlots(), this.config.fetchBatchSize);
+        asked = Math.min(this.processor.claimCapacity(), this.config.fetchBatchSize);
         ({ claimed } = await this.processor.fill());
         errors = 0;
       } catch (error) {

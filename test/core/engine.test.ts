@@ -455,3 +455,56 @@ describe("config", () => {
     expect(silentLogger).toBeDefined();
   });
 });
+
+describe("prefetch", () => {
+  it("holds claimed jobs ahead of busy workers, renews their leases, and releases them at once on stop", async () => {
+    const clock = new ManualClock();
+    const storage = new MemoryStorage({ clock });
+    const gate = new Promise<void>(() => {});
+    const registry = new WorkerRegistry().register("block", (_job, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve())).then(() => gate));
+    await storage.enqueue(Array.from({ length: 8 }, (_, i) => new Job("block", [i])));
+    const server = testServer(storage, registry, (c) => c.clock(clock).workerCount(1).prefetch(3).leaseDuration(300).enableScheduler(false));
+    const started = waitForEvents(server, "job:start");
+    await server.start();
+    await started;
+    // One runs, three are held: four leases, four jobs in processing, four still waiting.
+    for (;;) {
+      const st = await storage.stats();
+      if (st.states.processing === 4) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect((await storage.stats()).states.enqueued).toBe(4);
+    const held = (await storage.list({ state: "processing" })).items;
+    const before = Math.max(...held.map((j) => j.leaseUntil!.getTime()));
+    clock.advance(250);
+    // A heartbeat (every lease/3) renews held leases too.
+    for (;;) {
+      const now = (await storage.list({ state: "processing" })).items.map((j) => j.leaseUntil!.getTime());
+      if (now.every((t) => t > before)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await storage.reclaimExpired(clock.now(), 100)).toBe(0);
+    await server.stop(0);
+    const st = await storage.stats();
+    expect(st.states.processing).toBe(0);
+    expect(st.states.enqueued).toBe(8);
+    const jobs = (await storage.list({})).items;
+    expect(jobs.every((j) => j.attempts === 0)).toBe(true);
+  });
+
+  it("runs every job exactly once with prefetch on many workers", async () => {
+    const storage = new MemoryStorage();
+    const runs = new Map<number, number>();
+    const registry = new WorkerRegistry().register("p", async (job) => {
+      runs.set(job.arguments[0] as number, (runs.get(job.arguments[0] as number) ?? 0) + 1);
+    });
+    await storage.enqueue(Array.from({ length: 2000 }, (_, i) => new Job("p", [i])));
+    const server = testServer(storage, registry, (c) => c.workerCount(8).prefetch(50).fetchBatchSize(40));
+    const done = waitForEvents(server, "job:succeeded", 2000);
+    await server.start();
+    await done;
+    await server.stop();
+    expect(runs.size).toBe(2000);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+  });
+});
