@@ -1,0 +1,170 @@
+/**
+ * qml over Redis and PostgreSQL, each driver a contender, every setting at
+ * qml's defaults (one TCP connection with auto-pipelining for Redis, a pool
+ * of 10 for Postgres). The HTTP paths go through the local gateways of
+ * infra/, each in its own process, in front of the same servers: over the
+ * internet each round trip would cost more, which batching amortises.
+ */
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import ws from "ws";
+import { PostgresConfig, createPostgresStorage } from "../../src/adapters/storage/postgres/index.js";
+import { RedisConfig, createRedisStorage } from "../../src/adapters/storage/redis/index.js";
+import type { GatewayInfo } from "../gateway-process.js";
+import type { Endpoints, QueueAdapter } from "../harness.js";
+import { qmlAdapter } from "./qml.js";
+
+/**
+ * A gateway of infra/ in its own process (gateway-process.ts), as the
+ * managed service it stands in for runs apart from the application: in
+ * this process its CPU would be charged to qml. Same Node flags as this
+ * process (tsx, and the compiled-qml resolve hook when the run uses it).
+ */
+async function spawnGateway<K extends GatewayInfo["kind"]>(kind: K, upstream: string): Promise<Extract<GatewayInfo, { kind: K }> & { close(): Promise<void> }> {
+  const execArgv = process.execArgv.filter((a) => !a.startsWith("--cpu-prof"));
+  if (!execArgv.includes("tsx") && !execArgv.some((a) => a.includes("tsx"))) execArgv.unshift("--import", "tsx");
+  const child = fork(fileURLToPath(new URL("../gateway-process.ts", import.meta.url)), [kind, upstream], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const stopChild = () => child.kill("SIGTERM");
+  process.once("exit", stopChild);
+  const info = await new Promise<GatewayInfo>((resolve, reject) => {
+    child.once("message", (m: { type: string; info: GatewayInfo }) => (m.type === "ready" ? resolve(m.info) : reject(new Error(`[bench] unexpected message from the ${kind} gateway`))));
+    child.once("exit", (code) => reject(new Error(`[bench] the ${kind} gateway exited (${code}) before it was ready`)));
+  });
+  return {
+    ...(info as Extract<GatewayInfo, { kind: K }>),
+    close: () =>
+      new Promise<void>((resolve) => {
+        process.off("exit", stopChild);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** One gateway per upstream (the idle and requests phases point a second one at a counting proxy). */
+class Gateways<K extends GatewayInfo["kind"]> {
+  private readonly byUpstream = new Map<string, ReturnType<typeof spawnGateway<K>>>();
+  constructor(private readonly kind: K) {}
+  get(upstream: string): ReturnType<typeof spawnGateway<K>> {
+    let g = this.byUpstream.get(upstream);
+    if (!g) this.byUpstream.set(upstream, (g = spawnGateway(this.kind, upstream)));
+    return g;
+  }
+  async close(): Promise<void> {
+    const all = [...this.byUpstream.values()];
+    this.byUpstream.clear();
+    await Promise.all(all.map(async (g) => (await g).close()));
+  }
+}
+
+/** qml's defaults, or with `prefetch(workerCount)` (the opt-in for short jobs). */
+export interface Tuning {
+  prefetch?: boolean;
+}
+
+function variant(name: string, label: string, tuning: Tuning) {
+  return tuning.prefetch ? { name: `${name}-prefetch`, label: `${label} + prefetch`, prefetch: true } : { name, label };
+}
+
+function settings(defaults: string, tuning: Tuning): string {
+  return tuning.prefetch ? `prefetch = workerCount; otherwise ${defaults}` : defaults;
+}
+
+// -------------------------------------------------------------------- Redis
+
+export function qmlRedisTcp(tuning: Tuning = {}): QueueAdapter {
+  return qmlAdapter({
+    ...variant("qml-redis", "qml · Redis (TCP)", tuning),
+    store: "redis",
+    settings: settings("defaults (ioredis, one connection, auto-pipelining)", tuning),
+    async create(ns: string, e: Endpoints) {
+      const storage = await createRedisStorage(new RedisConfig(e.redisUrl).withKeyPrefix(`${ns}:`));
+      await storage.migrate();
+      return storage;
+    },
+  });
+}
+
+export function qmlRedisUpstash(tuning: Tuning = {}): QueueAdapter {
+  const gateways = new Gateways("upstash");
+  return qmlAdapter({
+    ...variant("qml-redis-upstash", "qml · Redis (Upstash REST)", tuning),
+    store: "redis",
+    http: true,
+    settings: settings("defaults (@upstash/redis, auto-pipelining), local REST gateway in its own process", tuning),
+    async create(ns: string, e: Endpoints) {
+      const gw = await gateways.get(e.redisUrl);
+      const storage = await createRedisStorage(new RedisConfig(gw.url).withToken(gw.token).withKeyPrefix(`${ns}:`));
+      await storage.migrate();
+      return storage;
+    },
+    close: () => gateways.close(),
+  });
+}
+
+// ----------------------------------------------------------------- Postgres
+
+export function qmlPostgresPg(tuning: Tuning = {}): QueueAdapter {
+  return qmlAdapter({
+    ...variant("qml-pg", "qml · Postgres (pg)", tuning),
+    store: "postgres",
+    settings: settings("defaults (pg pool of 10, LISTEN/NOTIFY)", tuning),
+    create: (ns: string, e: Endpoints) =>
+      createPostgresStorage(new PostgresConfig().withDatabaseUrl(e.databaseUrl).withDriver("pg").withSchema(ns).withAutoMigrate(true)),
+  });
+}
+
+function neonGateways() {
+  return new Gateways("neon");
+}
+
+function wsProxy(gw: { host: string; port: number }) {
+  return (host: string, port: number | string) => `${gw.host}:${gw.port}/v1?address=${host}:${port}`;
+}
+
+export function qmlPostgresNeonWs(tuning: Tuning = {}): QueueAdapter {
+  const gateways = neonGateways();
+  return qmlAdapter({
+    ...variant("qml-neon-ws", "qml · Postgres (Neon WebSocket)", tuning),
+    store: "postgres",
+    settings: settings("defaults (Neon Pool of 10, coalesceWrites off), local WebSocket gateway in its own process", tuning),
+    async create(ns: string, e: Endpoints) {
+      const gw = await gateways.get(e.databaseUrl);
+      return createPostgresStorage(
+        new PostgresConfig()
+          .withDatabaseUrl(e.databaseUrl)
+          .withDriver("neon-ws")
+          .withNeonSocket({
+            webSocketConstructor: ws,
+            wsProxy: wsProxy(gw),
+            useSecureWebSocket: false,
+            pipelineConnect: false,
+            pipelineTLS: false,
+            // The default adds about 1 ms per query in Node (TOOLCHAIN.md).
+            coalesceWrites: false,
+          })
+          .withSchema(ns)
+          .withAutoMigrate(true),
+      );
+    },
+    close: () => gateways.close(),
+  });
+}
+
+export function qmlPostgresNeonHttp(tuning: Tuning = {}): QueueAdapter {
+  const gateways = neonGateways();
+  return qmlAdapter({
+    ...variant("qml-neon-http", "qml · Postgres (Neon HTTP)", tuning),
+    store: "postgres",
+    http: true,
+    settings: settings("defaults (neon() over HTTP, no LISTEN), local /sql gateway in its own process", tuning),
+    async create(ns: string, e: Endpoints) {
+      const gw = await gateways.get(e.databaseUrl);
+      return createPostgresStorage(
+        new PostgresConfig().withDatabaseUrl(e.databaseUrl).withDriver("neon-http").withNeonFetchEndpoint(gw.fetchEndpoint).withSchema(ns).withAutoMigrate(true),
+      );
+    },
+    close: () => gateways.close(),
+  });
+}
