@@ -8,9 +8,10 @@
  *   npx tsx scripts/embed-assets.ts --check   # exit 1 if it is stale
  */
 import { createHash } from "node:crypto";
-import { readFile, readdir, writeFile } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import { join, extname, dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { writeOrCheck } from "./generated-file.js";
 
 export const UI_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "adapters", "http", "ui");
 export const GENERATED = join(UI_DIR, "assets.generated.ts");
@@ -50,17 +51,7 @@ export async function renderAssetsModule(dir: string = UI_DIR): Promise<string> 
 }
 
 async function main(): Promise<void> {
-  const text = await renderAssetsModule();
-  if (process.argv.includes("--check")) {
-    const current = await readFile(GENERATED, "utf8").catch(() => "");
-    if (current !== text) {
-      console.error(`[qml] ${GENERATED} is stale: run npx tsx scripts/embed-assets.ts`);
-      process.exit(1);
-    }
-    return;
-  }
-  await writeFile(GENERATED, text);
-  console.log(`[qml] wrote ${GENERATED}`);
+  writeOrCheck(GENERATED, await renderAssetsModule(), "npx tsx scripts/embed-assets.ts");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -10,8 +10,9 @@
  * The SHA-1 that EVALSHA needs is computed here, at build time.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { writeOrCheck } from "./generated-file.js";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -76,23 +77,7 @@ export function renderGenerated(scripts = readScripts()): string {
 }
 
 function main(): void {
-  const text = renderGenerated();
-  if (process.argv.includes("--check")) {
-    let current = "";
-    try {
-      current = readFileSync(GENERATED_FILE, "utf8");
-    } catch {
-      // missing counts as stale
-    }
-    if (current !== text) {
-      console.error(`[qml] ${GENERATED_FILE} is stale: run npx tsx scripts/embed-lua.ts`);
-      process.exit(1);
-    }
-    console.log("[qml] embedded Lua scripts are up to date");
-    return;
-  }
-  writeFileSync(GENERATED_FILE, text);
-  console.log(`[qml] wrote ${GENERATED_FILE}`);
+  writeOrCheck(GENERATED_FILE, renderGenerated(), "npx tsx scripts/embed-lua.ts");
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

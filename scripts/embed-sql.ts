@@ -8,8 +8,9 @@
  * Migrations are numbered `NNNN_name.sql` from 0001 with no gaps; a released
  * file is never edited, a change is a new file.
  */
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { writeOrCheck } from "./generated-file.js";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -56,23 +57,7 @@ ${body}
 }
 
 function main(): void {
-  const text = renderMigrations();
-  if (process.argv.includes("--check")) {
-    let current = "";
-    try {
-      current = readFileSync(GENERATED_FILE, "utf8");
-    } catch {
-      // missing counts as stale
-    }
-    if (current !== text) {
-      console.error(`[qml] [embed-sql] ${GENERATED_FILE} is stale: run npx tsx scripts/embed-sql.ts`);
-      process.exit(1);
-    }
-    console.log("[qml] [embed-sql] up to date");
-    return;
-  }
-  writeFileSync(GENERATED_FILE, text);
-  console.log(`[qml] [embed-sql] wrote ${GENERATED_FILE}`);
+  writeOrCheck(GENERATED_FILE, renderMigrations(), "npx tsx scripts/embed-sql.ts");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main();
