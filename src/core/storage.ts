@@ -177,13 +177,24 @@ export interface StorageOptions {
 
 export type EnqueueListener = (jobs: ReadonlyArray<{ id: string; queue: string; runAt: number }>) => void;
 
+export interface EnqueueListenerOptions {
+  /**
+   * Also hear of jobs other processes enqueued, where the backend can tell
+   * (Redis pub/sub over TCP, PostgreSQL LISTEN/NOTIFY; their ids may be
+   * empty). Default true: what a server wants. A forwarder of this
+   * process's own enqueues (an SQS or Queue notifier) passes false.
+   */
+  remote?: boolean;
+}
+
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
 
 export abstract class Storage {
   abstract readonly kind: string;
   readonly clock: Clock;
-  private readonly enqueueListeners = new Set<EnqueueListener>();
+  /** Listener → whether it also wants other processes' enqueues. */
+  private readonly enqueueListeners = new Map<EnqueueListener, boolean>();
 
   constructor(options: StorageOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -374,13 +385,15 @@ export abstract class Storage {
   }
 
   /** Called with the jobs this process enqueued, so a local server wakes at once. */
-  onEnqueue(listener: EnqueueListener): () => void {
-    this.enqueueListeners.add(listener);
+  onEnqueue(listener: EnqueueListener, options: EnqueueListenerOptions = {}): () => void {
+    this.enqueueListeners.set(listener, options.remote !== false);
     return () => this.enqueueListeners.delete(listener);
   }
 
-  protected emitEnqueued(jobs: ReadonlyArray<{ id: string; queue: string; runAt: number }>): void {
-    for (const l of this.enqueueListeners) {
+  /** `origin` "remote": announced by the store for another process; only listeners that asked for those hear it. */
+  protected emitEnqueued(jobs: ReadonlyArray<{ id: string; queue: string; runAt: number }>, origin: "local" | "remote" = "local"): void {
+    for (const [l, remote] of this.enqueueListeners) {
+      if (origin === "remote" && !remote) continue;
       try {
         l(jobs);
       } catch {

@@ -210,7 +210,8 @@ class Outbox {
     storage: Storage,
     private readonly logger: Logger,
   ) {
-    storage.onEnqueue((jobs) => this.send(jobs.map((j) => ({ id: j.id, queue: j.queue, runAt: j.runAt }))));
+    // This isolate's own enqueues only: other processes send their own wake-ups.
+    storage.onEnqueue((jobs) => this.send(jobs.map((j) => ({ id: j.id, queue: j.queue, runAt: j.runAt }))), { remote: false });
   }
 
   private send(jobs: WakeUp[]): void {

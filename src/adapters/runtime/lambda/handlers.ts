@@ -168,6 +168,7 @@ export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
         if (o.notifier) {
           assertLocalEnqueueEvents(s);
           const notifier = o.notifier;
+          // This container's own enqueues only: other processes send their own wake-ups.
           s.onEnqueue((jobs) => {
             const wake: WakeUp[] = jobs.map((j) => ({ id: j.id, queue: j.queue, runAt: j.runAt }));
             const p = notifier
@@ -175,7 +176,7 @@ export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
               .catch((e) => logger.warn("wake-up not sent; the job waits for the next tick", { count: wake.length, error: String((e as Error)?.message ?? e) }))
               .finally(() => pendingWakeUps.delete(p));
             pendingWakeUps.add(p);
-          });
+          }, { remote: false });
         }
       } catch (e) {
         // The next invocation creates a fresh client: this one must not keep its connections.

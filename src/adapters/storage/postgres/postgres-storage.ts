@@ -34,6 +34,7 @@ import {
   type ClaimRequest,
   type CompletionResult,
   type EnqueueListener,
+  type EnqueueListenerOptions,
   type InsertResult,
   type LeaseRef,
   type ListFilter,
@@ -210,9 +211,9 @@ export class PostgresStorage extends Storage {
    * Subscribes as the base class does, and starts LISTENing (once) so that
    * jobs enqueued by other processes are announced here too.
    */
-  override onEnqueue(listener: EnqueueListener): () => void {
-    const off = super.onEnqueue(listener);
-    void this.startListening();
+  override onEnqueue(listener: EnqueueListener, options: EnqueueListenerOptions = {}): () => void {
+    const off = super.onEnqueue(listener, options);
+    if (options.remote !== false) void this.startListening();
     return off;
   }
 
@@ -237,7 +238,7 @@ export class PostgresStorage extends Storage {
     }
     const { queue, runAt, id } = (msg ?? {}) as { queue?: unknown; runAt?: unknown; id?: unknown };
     if (typeof queue !== "string" || typeof runAt !== "number") return;
-    this.emitEnqueued([{ id: typeof id === "string" ? id : "", queue, runAt }]);
+    this.emitEnqueued([{ id: typeof id === "string" ? id : "", queue, runAt }], "remote");
   }
 
   // ------------------------------------------------------------- writes

@@ -32,6 +32,11 @@ export interface RedisDriver {
   command(args: readonly string[]): Promise<RedisReply>;
   /** SCRIPT LOAD of each script, in one round trip where the driver can. Returns the SHA-1s. */
   loadScripts(scripts: readonly LuaScript[]): Promise<string[]>;
+  /**
+   * Subscribes to a pub/sub channel on a dedicated connection (TCP drivers
+   * only: the REST API has no subscriptions). Resolves to an unsubscribe.
+   */
+  subscribe?(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
   /** Releases connections. Idempotent. */
   close(): Promise<void>;
 }

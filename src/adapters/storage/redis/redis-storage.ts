@@ -41,6 +41,8 @@ import {
   type Stats,
   type StatsRequest,
   type StorageOptions,
+  type EnqueueListener,
+  type EnqueueListenerOptions,
   type ThroughputBucket,
   type TransitionResult,
 } from "../../../core/storage.js";
@@ -74,6 +76,8 @@ export class RedisStorage extends Storage {
   /** `<prefix>{<tag>}:`, KEYS[1] of every script. */
   readonly base: string;
   private readonly keys: ReturnType<typeof keyNames>;
+  private subscription: Promise<(() => Promise<void>) | undefined> | undefined;
+  private closed = false;
 
   constructor(driver: RedisDriver, config: ResolvedRedisConfig, options: RedisStorageOptions = {}) {
     super(options);
@@ -142,7 +146,39 @@ export class RedisStorage extends Storage {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    const stop = await this.subscription?.catch(() => undefined);
+    await stop?.().catch(() => {});
     await this.driver.close();
+  }
+
+  // ------------------------------------------------------------ wake-ups
+
+  /**
+   * Every insert PUBLISHes the queues it filled on `<base>wake`. The first
+   * `onEnqueue` subscriber (a BackgroundJobServer) subscribes to it, on the
+   * TCP driver, so a job enqueued by another process wakes this one at once
+   * instead of at its next poll. Over REST there is no subscription and
+   * polling stays the wake-up.
+   */
+  override onEnqueue(listener: EnqueueListener, options: EnqueueListenerOptions = {}): () => void {
+    const off = super.onEnqueue(listener, options);
+    if (options.remote !== false && this.driver.subscribe && !this.closed) {
+      this.subscription ??= this.driver.subscribe(`${this.base}wake`, (message) => this.onWake(message)).catch(() => undefined);
+    }
+    return off;
+  }
+
+  private onWake(message: string): void {
+    let woken: Record<string, number>;
+    try {
+      woken = JSON.parse(message) as Record<string, number>;
+    } catch {
+      return;
+    }
+    if (typeof woken !== "object" || woken === null) return;
+    const jobs = Object.entries(woken).filter(([, runAt]) => typeof runAt === "number").map(([queue, runAt]) => ({ id: "", queue, runAt }));
+    if (jobs.length > 0) this.emitEnqueued(jobs, "remote");
   }
 
   /**

@@ -35,6 +35,7 @@ export class IoredisDriver implements RedisDriver {
   private readonly owned: boolean;
   private next = 0;
   private closed = false;
+  private readonly subscribers = new Set<Redis>();
 
   /** From a URL, or around clients you manage (a `Cluster` works: all our keys share one hash tag). */
   constructor(options: IoredisDriverOptions | { clients: Array<Redis | Cluster> }) {
@@ -102,9 +103,41 @@ export class IoredisDriver implements RedisDriver {
     }
   }
 
+  /**
+   * A duplicate connection in subscriber mode; ioredis reconnects and
+   * resubscribes by itself, so a Redis restart only loses the wake-ups sent
+   * while it was down (polling covers those).
+   */
+  async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    const base = this.clients[0]!;
+    // A Cluster subscribes through its own duplicate; a single node through one of its own.
+    const sub = ((base as Redis).duplicate as (o?: Partial<RedisOptions>) => Redis).call(base, {
+      lazyConnect: true,
+      enableAutoPipelining: false,
+      maxRetriesPerRequest: null,
+    });
+    sub.on("error", () => {});
+    sub.on("message", (ch: string, message: string) => {
+      if (ch === channel) onMessage(message);
+    });
+    try {
+      await sub.subscribe(channel);
+    } catch (e) {
+      sub.disconnect();
+      throw toStorageError(e, this.kind, "SUBSCRIBE");
+    }
+    this.subscribers.add(sub);
+    return async () => {
+      this.subscribers.delete(sub);
+      sub.disconnect();
+    };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const sub of this.subscribers) sub.disconnect();
+    this.subscribers.clear();
     if (!this.owned) return;
     await Promise.all(
       this.clients.map(async (c) => {

@@ -8,11 +8,14 @@
            id, uniqueKey ("" = none), state, queue, priority, runAt, createdAt,
            n, then n field/value pairs of the job hash
   Output:  flat array: id, created (1/0), id, created, ... in input order
+  Also:    PUBLISH "<base>wake" with {queue: earliest runAt} of the jobs created,
+           so subscribed servers in other processes wake at once
 ]]
 --@include lib/common.lua
 
 local now = tonumber(ARGV[1])
 local out = {}
+local woken, anyWoken = {}, false
 local i = 6
 for _ = 1, tonumber(ARGV[5]) do
   local id, uk, state, queue = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -36,9 +39,13 @@ for _ = 1, tonumber(ARGV[5]) do
     zadd(B .. "idx:updated", createdAt, id)
     zadd(B .. "idx:runat", runAt, id)
     count(queue, state, 1)
+    local r = tonumber(runAt)
+    if woken[queue] == nil or r < woken[queue] then woken[queue] = r end
+    anyWoken = true
     out[#out + 1] = id
     out[#out + 1] = 1
   end
 end
+if anyWoken then redis.call("PUBLISH", B .. "wake", cjson.encode(woken)) end
 finish(now)
 return out

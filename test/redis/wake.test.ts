@@ -1,0 +1,51 @@
+/** A job enqueued by one process wakes servers of another at once (PUBLISH on insert, SUBSCRIBE on the TCP driver). */
+import { afterAll, expect, it } from "vitest";
+import { BackgroundJobServer, Job, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
+import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
+import { deleteKeys } from "./helpers.js";
+
+const prefix = `qml-wake-${Math.random().toString(36).slice(2, 8)}:`;
+const opened: RedisStorage[] = [];
+async function open(): Promise<RedisStorage> {
+  const s = await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(prefix));
+  await s.migrate();
+  opened.push(s);
+  return s;
+}
+
+afterAll(async () => {
+  await Promise.all(opened.map((s) => s.close()));
+  await deleteKeys(REDIS_URL, `${prefix}*`);
+});
+
+describeWithService("redis", await serviceUp("redis"), "redis cross-process wake-ups", () => {
+  it("an enqueue through one connection reaches onEnqueue listeners of another", async () => {
+    const producer = await open();
+    const consumer = await open();
+    const heard = new Promise<Array<{ queue: string; runAt: number }>>((resolve) => consumer.onEnqueue((jobs) => resolve([...jobs])));
+    // The subscription is made on the first listener; give it its round trip.
+    await new Promise((r) => setTimeout(r, 100));
+    await producer.enqueue([new Job("w", [], { queue: "mail" }), new Job("w", [], { queue: "mail" }), new Job("w", [], { queue: "reports" })]);
+    const jobs = await heard;
+    expect(jobs.map((j) => j.queue).sort()).toEqual(["mail", "reports"]);
+  });
+
+  it("a server that polls once a minute runs a job enqueued elsewhere at once", async () => {
+    const producer = await open();
+    const consumer = await open();
+    const registry = new WorkerRegistry().register("wake_me", () => WorkerResult.success("awake"));
+    const server = new BackgroundJobServer(
+      consumer,
+      registry,
+      new ServerConfig("wake").pollingInterval(60_000).maxPollingInterval(60_000).enableScheduler(false).logger(silentLogger),
+    );
+    const done = new Promise<unknown>((resolve) => server.on("job:succeeded", (e) => resolve(e.result)));
+    await server.start();
+    await new Promise((r) => setTimeout(r, 100));
+    await producer.enqueue(new Job("wake_me", []));
+    // Without the wake-up this would wait a minute and time the test out.
+    expect(await done).toBe("awake");
+    await server.stop();
+  });
+});
