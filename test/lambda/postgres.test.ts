@@ -5,7 +5,7 @@
  * (the SQS notifier is the wake-up path there).
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { WorkerRegistry, silentLogger } from "../../src/index.js";
+import { Job, WorkerRegistry, silentLogger } from "../../src/index.js";
 import { createLambdaHandlers } from "../../src/adapters/runtime/lambda/index.js";
 import { lambdaContext, scheduledEvent } from "./aws-events.js";
 import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
@@ -46,13 +46,28 @@ describeWithService("postgres", await serviceUp("postgres"), "lambda handlers on
     ),
   );
 
-  it("refuses a notifier over a store with NOTIFY on (it would forward every process's enqueues)", async () => {
-    const storage = await createPostgresStorage(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(janitor.next()).withMaxConnections(1).withAutoMigrate(true));
+  it("with NOTIFY on, the notifier forwards only this container's enqueues, once each", async () => {
+    const schema = janitor.next();
+    const config = () => new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withMaxConnections(1).withAutoMigrate(true);
+    const storage = await createPostgresStorage(config());
+    const elsewhere = await createPostgresStorage(config());
+    const forwarded: string[] = [];
     try {
-      const h = createLambdaHandlers({ storage: () => storage, registry: new WorkerRegistry(), notifier: { notify: async () => {} }, logger: silentLogger });
-      await expect(h.scheduleHandler(scheduledEvent(), lambdaContext(2000))).rejects.toThrow(/withNotify\(false\)/);
+      const h = createLambdaHandlers({
+        storage: () => storage,
+        registry: new WorkerRegistry(),
+        notifier: { notify: async (jobs) => void forwarded.push(...jobs.map((j) => j.id)) },
+        logger: silentLogger,
+      });
+      await h.scheduleHandler(scheduledEvent(), lambdaContext(2000));
+      const mine = await storage.enqueue(new Job("mine", []));
+      await elsewhere.enqueue(new Job("theirs", []));
+      // A NOTIFY from the other process would arrive within milliseconds if anything listened.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(forwarded).toEqual([mine]);
     } finally {
       await storage.close();
+      await elsewhere.close();
     }
   });
 });

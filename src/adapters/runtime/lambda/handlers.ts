@@ -80,8 +80,9 @@ export interface LambdaHandlersOptions {
    * Sends wake-ups for jobs enqueued in this container (through the API, or
    * by a worker enqueuing a follow-up), e.g. `createSqsNotifier({ queueUrl })`.
    * Handlers wait for pending wake-ups before they return: a frozen
-   * container sends nothing. On PostgreSQL, turn NOTIFY off
-   * (`withNotify(false)`): it would forward other processes' enqueues too.
+   * container sends nothing. Only this container's enqueues are forwarded
+   * (the listener asks for `remote: false`, so no LISTEN or SUBSCRIBE
+   * connection is opened for it).
    */
   notifier?: Notifier;
   /** Run `storage.migrate()` once per container before first use (default false). */
@@ -125,19 +126,6 @@ export interface LambdaHandlers {
 
 const DEFAULT_SAFETY_MS = 3000;
 
-/**
- * With NOTIFY on, a PostgresStorage that has an enqueue listener LISTENs on
- * a connection of its own and reports every enqueue in the database, not
- * only this container's: each Lambda would hold one more connection and
- * forward everybody's jobs (and its own twice) to SQS. On Lambda the
- * notifier is the wake-up path; NOTIFY must be off.
- */
-function assertLocalEnqueueEvents(s: Storage): void {
-  if (s.kind === "postgres" && (s as unknown as { notify?: unknown }).notify === true) {
-    throw new ConfigError("[qml] [lambda] with a notifier, PostgreSQL NOTIFY must be off: use new PostgresConfig().withNotify(false)");
-  }
-}
-
 export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
   if (typeof o.storage !== "function") throw new ConfigError("[qml] [lambda] storage must be a function that creates the store (it runs once per container)");
   if (!o.registry) throw new ConfigError("[qml] [lambda] registry is required");
@@ -166,7 +154,6 @@ export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
       try {
         if (o.migrate) await s.migrate();
         if (o.notifier) {
-          assertLocalEnqueueEvents(s);
           const notifier = o.notifier;
           // This container's own enqueues only: other processes send their own wake-ups.
           s.onEnqueue((jobs) => {
