@@ -12,8 +12,9 @@
  * its own host:port and leaves every other host to the previous setting.
  */
 import { Client, Pool, neon, neonConfig } from "@neondatabase/serverless";
-import type { QueryOptions, SqlDriver, SqlResult } from "../driver.js";
+import type { SqlDriver, SqlResult } from "../driver.js";
 import { listenWith, type ListeningClient } from "./listen.js";
+import { PoolDriver, type QueryablePool } from "./pool-driver.js";
 import { nodeRequire } from "./node-require.js";
 
 /** Per-connection WebSocket settings (see Neon's CONFIG.md). */
@@ -60,15 +61,15 @@ function applySocketOptions(target: SocketConfig, options: NeonSocketOptions, we
   }
 }
 
-export class NeonPoolDriver implements SqlDriver {
+export class NeonPoolDriver extends PoolDriver implements SqlDriver {
   readonly name = "neon-ws";
-  private closed = false;
 
   private constructor(
-    readonly pool: Pool,
+    override readonly pool: Pool,
     private readonly ClientClass: typeof Client,
     private readonly options: NeonPoolDriverOptions,
   ) {
+    super(pool as unknown as QueryablePool);
     pool.on("error", () => {});
   }
 
@@ -93,17 +94,6 @@ export class NeonPoolDriver implements SqlDriver {
     });
     pool.Client = ConfiguredClient;
     return new NeonPoolDriver(pool, ConfiguredClient, options);
-  }
-
-  async query<R = Record<string, unknown>>(text: string, params: readonly unknown[] = [], options: QueryOptions = {}): Promise<SqlResult<R>> {
-    const res = await this.pool.query({ text, values: params as unknown[], ...(options.name ? { name: options.name } : {}) });
-    return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pool.end();
   }
 
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {

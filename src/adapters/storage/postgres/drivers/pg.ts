@@ -6,8 +6,9 @@
  * `pg` in to have a Node bundler inline it.
  */
 import type { Pool, PoolConfig } from "pg";
-import type { QueryOptions, SqlDriver, SqlResult } from "../driver.js";
+import type { SqlDriver } from "../driver.js";
 import { listenWith, type ListeningClient } from "./listen.js";
+import { PoolDriver, type QueryablePool } from "./pool-driver.js";
 import { nodeRequire } from "./node-require.js";
 
 export interface PgDriverOptions {
@@ -35,15 +36,15 @@ function asPg(m: unknown): PgModule {
   return typeof mod.Pool === "function" ? mod : (mod.default ?? mod);
 }
 
-export class PgDriver implements SqlDriver {
+export class PgDriver extends PoolDriver implements SqlDriver {
   readonly name = "pg";
-  private closed = false;
 
   private constructor(
-    readonly pool: Pool,
+    override readonly pool: Pool,
     private readonly pg: PgModule,
     private readonly options: PgDriverOptions,
   ) {
+    super(pool as unknown as QueryablePool);
     // An idle client's error (server restart) would otherwise crash the process.
     pool.on("error", () => {});
   }
@@ -60,17 +61,6 @@ export class PgDriver implements SqlDriver {
       ...(options.queryTimeoutMs ? { query_timeout: options.queryTimeoutMs } : {}),
     });
     return new PgDriver(pool, pg, options);
-  }
-
-  async query<R = Record<string, unknown>>(text: string, params: readonly unknown[] = [], options: QueryOptions = {}): Promise<SqlResult<R>> {
-    const res = await this.pool.query({ text, values: params as unknown[], ...(options.name ? { name: options.name } : {}) });
-    return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pool.end();
   }
 
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
