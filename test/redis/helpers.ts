@@ -8,6 +8,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { afterAll, beforeAll } from "vitest";
+import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
+import type { Clock } from "../../src/index.js";
+import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
 
 /** A prefix family for one test file; `next()` gives each storage its own. */
 export function prefixes(label: string) {
@@ -49,7 +53,7 @@ export async function deleteKeys(url: string, pattern: string): Promise<number> 
 }
 
 export { freePort } from "../helpers/services.js";
-import { freePort } from "../helpers/services.js";
+import { REDIS_URL, freePort } from "../helpers/services.js";
 
 export interface PrivateRedis {
   url: string;
@@ -97,5 +101,27 @@ export async function startPrivateRedis(args: string[] = []): Promise<PrivateRed
         child.once("exit", done);
         child.kill("SIGTERM");
       }),
+  };
+}
+
+/**
+ * Inside a describe: a local Upstash gateway for the block (started before,
+ * closed after, with the block's keys deleted), and a factory of migrated
+ * storages over it (REST) or straight over TCP, one key prefix each.
+ */
+export function redisStoragesFor(keys: ReturnType<typeof prefixes>) {
+  let gateway: UpstashGateway | undefined;
+  beforeAll(async () => {
+    gateway = await startUpstashGateway({ redisUrl: REDIS_URL });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await deleteKeys(REDIS_URL, keys.pattern);
+  });
+  return async (driver: "tcp" | "upstash", clock?: Clock): Promise<RedisStorage> => {
+    const config = driver === "tcp" ? new RedisConfig(REDIS_URL) : new RedisConfig(gateway!.url).withToken(gateway!.token);
+    const storage = await createRedisStorage(config.withKeyPrefix(keys.next()), clock ? { clock } : {});
+    await storage.migrate();
+    return storage;
   };
 }
