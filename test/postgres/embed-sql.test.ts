@@ -21,6 +21,10 @@ it("versions run 1..n, and the migration block names only the configured schema"
 });
 
 it("the history trim in SQL keeps HISTORY_LIMIT entries", () => {
-  // append_history keeps `$[last - 49 to last]`: 50 entries, which must match the core's limit.
-  expect(MIGRATIONS[0]!.sql).toContain(`$[last - ${HISTORY_LIMIT - 1} to last]`);
+  // 0002's append_history trims the text to 50 entries, which must match the core's limit
+  // (the statements set hn from HISTORY_LIMIT itself). Every number in its body but 1 is that limit.
+  const text = MIGRATIONS.find((m) => m.name === "0002_history_text")!.sql;
+  const body = text.slice(text.indexOf("CREATE FUNCTION :QML_SCHEMA.append_history"));
+  expect(body).toContain(`WHEN hn + n <= ${HISTORY_LIMIT} THEN`);
+  expect(new Set(body.match(/\d+/g)!.filter((n) => n !== "1"))).toEqual(new Set([`${HISTORY_LIMIT}`]));
 });

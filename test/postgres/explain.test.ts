@@ -38,7 +38,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres claim pla
       `INSERT INTO "${schema}".jobs (id, name, queue, priority, state, attempts, max_attempts, created_at, updated_at, run_at, finished_at, args, history)
        SELECT 'done-' || g, 'done', CASE g % 2 WHEN 0 THEN 'default' ELSE 'other' END, 0,
               CASE g % 3 WHEN 0 THEN 'succeeded' WHEN 1 THEN 'failed' ELSE 'deleted' END,
-              1, 3, $1::bigint - g, $1::bigint - g, $1::bigint - g, $1::bigint - g, '[]', '[]'
+              1, 3, $1::bigint - g, $1::bigint - g, $1::bigint - g, $1::bigint - g, '[]', ''
        FROM generate_series(1, 100000) AS g`,
       [now],
     );

@@ -76,11 +76,37 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
       const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
       await storage.complete([{ id, token: r!.leaseToken, state: JobState.Enqueued, reason: `release ${i}`, worker: "w" }], clock.now());
     }
-    const [row] = await adminQuery<{ n: number; last: string }>(
-      `SELECT jsonb_array_length(history) AS n, history->-1->>'reason' AS last FROM "${schema}".jobs WHERE id = $1`,
-      [id],
-    );
-    expect(row).toEqual({ n: HISTORY_LIMIT, last: `release ${HISTORY_LIMIT + 9}` });
+    // The text holds one entry per line, and hn counts them.
+    const [row] = await adminQuery<{ hn: number; history: string }>(`SELECT hn, history FROM "${schema}".jobs WHERE id = $1`, [id]);
+    const lines = row!.history.split("\n").map((l) => JSON.parse(l) as { reason: string });
+    expect(row!.hn).toBe(HISTORY_LIMIT);
+    expect(lines).toHaveLength(HISTORY_LIMIT);
+    expect(lines.at(-1)!.reason).toBe(`release ${HISTORY_LIMIT + 9}`);
+    expect((await storage.getRecord(id))!.history).toEqual(lines);
+  });
+
+  it("trims two entries at once when a due retry is claimed at the limit", async () => {
+    // Each round adds three entries (enqueued + processing by the claim, awaiting_retry by the
+    // release), so the history crosses HISTORY_LIMIT by one, then by two at every later claim.
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const storage = new PostgresStorage(driver, { schema: janitor.next(), clock, ownsDriver: false });
+    await storage.migrate();
+    const id = await storage.enqueue(new Job("retry-loop", [], { maxAttempts: 1000 }));
+    const expected = [...(await storage.getRecord(id))!.history];
+    for (let i = 0; i < HISTORY_LIMIT; i++) {
+      clock.advance(1);
+      const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+      if (i > 0) expected.push({ state: JobState.Enqueued, at: clock.now(), reason: "retry due" });
+      expected.push({ state: JobState.Processing, at: clock.now(), reason: `claimed (attempt ${i + 1})`, worker: "w" });
+      expect(r!.history).toEqual(expected.slice(-HISTORY_LIMIT));
+      await storage.complete([{ id, token: r!.leaseToken, state: JobState.AwaitingRetry, runAt: clock.now(), reason: `retry ${i}`, worker: "w" }], clock.now());
+      expected.push({ state: JobState.AwaitingRetry, at: clock.now(), reason: `retry ${i}`, worker: "w" });
+      const got = (await storage.getRecord(id))!.history;
+      expect(got).toEqual(expected.slice(-HISTORY_LIMIT));
+    }
+    expect(expected.length).toBeGreaterThan(HISTORY_LIMIT + 2);
+    const [row] = await adminQuery<{ hn: number }>(`SELECT hn FROM "${storage.schema}".jobs WHERE id = $1`, [id]);
+    expect(row!.hn).toBe(HISTORY_LIMIT);
   });
 
   it("runs a statement again after a deadlock or serialization failure, and not after other errors", async () => {

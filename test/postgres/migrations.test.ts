@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
-import { MIGRATION_LOCK_CLASS, PostgresConfig, SCHEMA_VERSION, createPostgresStorage, type PostgresStorage } from "../../src/adapters/storage/postgres/index.js";
+import { HISTORY_LIMIT, type HistoryEntry } from "../../src/index.js";
+import { MIGRATIONS, MIGRATION_LOCK_CLASS, PostgresConfig, SCHEMA_VERSION, createPostgresStorage, type PostgresStorage } from "../../src/adapters/storage/postgres/index.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor, adminQuery } from "./helpers.js";
 import pg from "pg";
@@ -57,6 +58,64 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
       const versions = await adminQuery<{ version: number; name: string }>(`SELECT version, name FROM "${schema}".migrations ORDER BY version`);
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
       expect(versions[0]!.name).toBe("0001_init");
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("0002 turns histories written under 0001 into text that reads back the same, then appends and trims it", async () => {
+    const schema = janitor.next();
+    const s = `"${schema}"`;
+    // The schema as a qml that knew only 0001 left it (migrationBlock, stopped after version 1).
+    await adminQuery(`
+      CREATE SCHEMA ${s};
+      CREATE TABLE ${s}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+      ${MIGRATIONS[0]!.sql.replaceAll(":QML_SCHEMA", s)};
+      INSERT INTO ${s}.migrations (version, name) VALUES (1, '0001_init')`);
+    const T = Date.UTC(2030, 0, 1);
+    const mixed: HistoryEntry[] = [
+      { state: "scheduled", at: T, reason: "enqueued with delay" },
+      { state: "enqueued", at: T + 1, reason: "due" },
+      { state: "processing", at: T + 2, reason: "claimed (attempt 1)", worker: "host:1/2" },
+      // Newlines, quotes, backslashes and non-ASCII: the text format must keep one entry per line.
+      { state: "awaiting_retry", at: T + 3, reason: 'line 1\nline 2\t"quoted" \\ é ✓ 😀 \u2028', worker: "w\nx" },
+      { state: "enqueued", at: T + 4, reason: "retry due" },
+    ];
+    const long: HistoryEntry[] = Array.from({ length: HISTORY_LIMIT + 5 }, (_, i) => ({ state: "enqueued", at: T + i, reason: `release ${i}` }));
+    // Written as 0001's statements wrote them: through its append_history, which trims to the limit.
+    await adminQuery(
+      `INSERT INTO ${s}.jobs (id, name, queue, state, max_attempts, created_at, updated_at, run_at, args, history)
+       SELECT id, 'old', 'default', 'enqueued', 100, $1::bigint, $1::bigint, $1::bigint, '[]', ${s}.append_history('[]', h)
+       FROM (VALUES ('mixed', $2::jsonb), ('long', $3::jsonb), ('empty', '[]'::jsonb)) AS v(id, h)`,
+      [T, JSON.stringify(mixed), JSON.stringify(long)],
+    );
+    const storage = await storageFor(schema);
+    try {
+      await storage.migrate();
+      expect((await storage.getRecord("mixed"))!.history).toEqual(mixed);
+      expect((await storage.getRecord("long"))!.history).toEqual(long.slice(-HISTORY_LIMIT));
+      expect((await storage.getRecord("empty"))!.history).toEqual([]);
+      const columns = await adminQuery<{ column_name: string; data_type: string; column_default: string }>(
+        `SELECT column_name, data_type, column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'jobs' AND column_name IN ('history', 'hn') ORDER BY 1`,
+        [schema],
+      );
+      expect(columns).toEqual([
+        { column_name: "history", data_type: "text", column_default: "''::text" },
+        { column_name: "hn", data_type: "integer", column_default: "0" },
+      ]);
+      const counts = await adminQuery<{ id: string; hn: number }>(`SELECT id, hn FROM ${s}.jobs ORDER BY id`);
+      expect(counts).toEqual([
+        { id: "empty", hn: 0 },
+        { id: "long", hn: HISTORY_LIMIT },
+        { id: "mixed", hn: mixed.length },
+      ]);
+      // New entries follow the converted ones; the full history drops its oldest.
+      const claimed = await storage.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 1000, now: T + 100 });
+      const after = new Map(claimed.map((r) => [r.id, r.history]));
+      const entry: HistoryEntry = { state: "processing", at: T + 100, reason: "claimed (attempt 1)", worker: "w" };
+      expect(after.get("mixed")).toEqual([...mixed, entry]);
+      expect(after.get("long")).toEqual([...long.slice(-HISTORY_LIMIT + 1), entry]);
+      expect(after.get("empty")).toEqual([entry]);
     } finally {
       await storage.close();
     }

@@ -311,7 +311,9 @@ export class PostgresStorage extends Storage {
             run_at: r.runAt,
             // Serialised apart: arguments are stored exactly (json, not jsonb), NUL characters included.
             args: JSON.stringify(r.args),
-            history: r.history,
+            // The row's history text (migration 0002): entries' JSON joined by newlines, and their count.
+            history: r.history.map((h) => jsonText(h)).join("\n"),
+            hn: r.history.length,
           };
         }),
       );
@@ -550,6 +552,10 @@ ${BLOCK_QUOTE}`;
  * Arguments, results and progress are stored as json text and keep it.
  */
 function jsonText(value: unknown): string {
+  // JSON.stringify writes U+0000 and lone surrogates as \u escapes: text
+  // without any "\u" has neither, and skips the (slow) replacer pass.
+  const plain = JSON.stringify(value);
+  if (!plain.includes("\\u")) return plain;
   return JSON.stringify(value, (_k, v: unknown) => {
     if (typeof v === "string") return jsonbSafe(v);
     if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
@@ -579,6 +585,11 @@ function clean(s: string): string {
 const num = (v: unknown): number => (typeof v === "number" ? v : Number(v));
 const json = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v);
 
+/** The history column: each entry's JSON text, oldest first, joined by "\n" (JSON text never holds a raw newline). */
+function parseHistory(text: string): HistoryEntry[] {
+  return text === "" ? [] : (JSON.parse(`[${text.replaceAll("\n", ",")}]`) as HistoryEntry[]);
+}
+
 function toRecord(row: Row): JobRecord {
   const r: JobRecord = {
     id: row.id as string,
@@ -593,7 +604,7 @@ function toRecord(row: Row): JobRecord {
     updatedAt: num(row.updated_at),
     runAt: num(row.run_at),
     leaseToken: num(row.lease_token),
-    history: json(row.history) as HistoryEntry[],
+    history: parseHistory(row.history as string),
   };
   if (row.retry != null) r.retry = json(row.retry) as RetrySpec;
   if (row.timeout_ms != null) r.timeoutMs = num(row.timeout_ms);

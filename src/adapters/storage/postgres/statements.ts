@@ -19,6 +19,7 @@
  * locked until the statement ends, so the UPDATE does not test their state
  * again.
  */
+import { HISTORY_LIMIT } from "../../../core/job.js";
 import { quoteIdent } from "./driver.js";
 
 export interface Statements {
@@ -67,16 +68,46 @@ export function jobColumns(t: string): string {
     `${t}.result::text AS result`,
     `${t}.error::text AS error`,
     `${t}.progress::text AS progress`,
-    `${t}.history::text AS history`,
+    `${t}.history`,
   ].join(", ");
 }
 
 const FINISHED = `('succeeded', 'failed', 'deleted')`;
 const DELAYED = `('scheduled', 'awaiting_retry')`;
 
-/** One history entry as jsonb; `worker` is left out when null. */
-function entry(state: string, at: string, reason: string, worker = "NULL"): string {
-  return `jsonb_strip_nulls(jsonb_build_object('state', ${state}, 'at', ${at}, 'reason', ${reason}, 'worker', ${worker}))`;
+/**
+ * One history entry as JSON text, built by concatenation (as the Redis
+ * scripts do): building and appending jsonb cost ~6 µs per job per
+ * statement, out of ~25 (see migration 0002). Each argument is an SQL expression of JSON text (see `str`,
+ * `lit`); `at` is a bigint. `reason` and `worker` are left out when null,
+ * as jsonb_strip_nulls did under 0001. Key order matches the core's entries.
+ */
+function entry(state: string, at: string, reason: string, worker?: string): string {
+  return (
+    `'{"state":' || ${state} || ',"at":' || (${at})::text || coalesce(',"reason":' || ${reason}, '')` +
+    (worker === undefined ? "" : ` || coalesce(',"worker":' || ${worker}, '')`) +
+    ` || '}'`
+  );
+}
+
+/** An SQL text expression as a JSON string (null stays null). */
+function str(expr: string): string {
+  return `to_json((${expr})::text)::text`;
+}
+
+/** A fixed string as a JSON string literal (callers pass constants without quotes or backslashes). */
+function lit(value: string): string {
+  return `'${JSON.stringify(value)}'`;
+}
+
+/**
+ * SET clauses that append `entries` (JSON text of `n` entries joined by
+ * E'\n') to the history of `j`, keeping the last HISTORY_LIMIT (0002's
+ * append_history trims the text, hn follows it). Both read the old row.
+ */
+function appendHistory(s: string, entries: string, n = "1"): string {
+  return `history = ${s}.append_history(j.history, j.hn, ${entries}, ${n}),
+    hn = least(j.hn + ${n}, ${HISTORY_LIMIT})`;
 }
 
 /**
@@ -114,7 +145,8 @@ export function buildStatements(schema: string): Statements {
 
   // insertJobs
   // Input:  $1 json array of {i, id, name, queue, priority, state, max_attempts,
-  //         retry, timeout_ms, unique_key, metadata, run_at, args (JSON text), history}
+  //         retry, timeout_ms, unique_key, metadata, run_at, args (JSON text),
+  //         history (entries' JSON text joined by newlines), hn (their count)}
   //         (no two with the same id or unique_key: the caller dedupes the batch),
   //         $2 now, $3 NOTIFY channel or null.
   // Output: per input row in order: i, created, id (the new job's, or the
@@ -125,13 +157,13 @@ export function buildStatements(schema: string): Statements {
 WITH input AS (
   SELECT * FROM json_to_recordset($1::json) AS x(
     i int, id text, name text, queue text, priority int, state text, max_attempts int, retry jsonb,
-    timeout_ms int, unique_key text, metadata jsonb, run_at bigint, args text, history jsonb)
+    timeout_ms int, unique_key text, metadata jsonb, run_at bigint, args text, history text, hn int)
 ),
 ins AS (
   INSERT INTO ${J} (id, name, queue, priority, state, attempts, max_attempts, retry, timeout_ms, unique_key,
-                    metadata, created_at, updated_at, run_at, lease_token, args, history)
+                    metadata, created_at, updated_at, run_at, lease_token, args, history, hn)
   SELECT id, name, queue, priority, state, 0, max_attempts, retry, timeout_ms, unique_key,
-         metadata, $2::bigint, $2::bigint, run_at, 0, args::json, history
+         metadata, $2::bigint, $2::bigint, run_at, 0, args::json, history, hn
   FROM input ORDER BY i
   ON CONFLICT DO NOTHING
   RETURNING id, queue, run_at
@@ -196,10 +228,13 @@ upd AS (
     lease_owner = $4::text,
     lease_until = $3::bigint + $5::bigint,
     updated_at = $3::bigint,
-    history = ${s}.append_history(j.history,
-      CASE WHEN j.state = 'enqueued' THEN '[]'::jsonb
-           ELSE jsonb_build_array(${entry("'enqueued'", "$3::bigint", "CASE WHEN j.state = 'scheduled' THEN 'due' ELSE 'retry due' END")}) END
-      || jsonb_build_array(${entry("'processing'", "$3::bigint", "'claimed (attempt ' || (j.attempts + 1) || ')'", "$4::text")}))
+    ${appendHistory(
+      s,
+      `CASE WHEN j.state = 'enqueued' THEN ''
+           ELSE ${entry(lit("enqueued"), "$3::bigint", `CASE WHEN j.state = 'scheduled' THEN ${lit("due")} ELSE ${lit("retry due")} END`)} || E'\\n' END
+      || ${entry(lit("processing"), "$3::bigint", `'"claimed (attempt ' || (j.attempts + 1)::text || ')"'`, str("$4::text"))}`,
+      "CASE WHEN j.state = 'enqueued' THEN 1 ELSE 2 END",
+    )}
   WHERE j.id = ANY (ARRAY(SELECT id FROM pick))
   RETURNING ${cols}
 )
@@ -244,7 +279,7 @@ upd AS (
     error = CASE WHEN f.state = 'succeeded' THEN NULL
                  WHEN f.state IN ('failed', 'awaiting_retry') THEN coalesce(f.error, j.error)
                  ELSE j.error END,
-    history = ${s}.append_history(j.history, jsonb_build_array(${entry("f.state", "$2::bigint", "f.reason", "f.worker")}))
+    ${appendHistory(s, entry(str("f.state"), "$2::bigint", str("f.reason"), str("f.worker")))}
   FROM first f
   WHERE j.id = ANY (ARRAY(SELECT id FROM first)) AND j.id = f.id AND j.state = 'processing' AND j.lease_token = f.token
   RETURNING f.i, j.id, j.queue, j.run_at, j.state
@@ -265,7 +300,7 @@ upd AS (
   UPDATE ${J} j SET
     state = 'enqueued',
     updated_at = $1::bigint,
-    history = ${s}.append_history(j.history, jsonb_build_array(${entry("'enqueued'", "$1::bigint", "CASE WHEN j.state = 'scheduled' THEN 'due' ELSE 'retry due' END")}))
+    ${appendHistory(s, entry(lit("enqueued"), "$1::bigint", `CASE WHEN j.state = 'scheduled' THEN ${lit("due")} ELSE ${lit("retry due")} END`))}
   WHERE j.id = ANY (ARRAY(SELECT id FROM due))
   RETURNING j.id, j.queue, j.run_at
 ),
@@ -299,10 +334,12 @@ upd AS (
                  THEN jsonb_build_object('name', 'LeaseExpiredError', 'message',
                         'lease expired on attempt ' || j.attempts || ' of ' || j.max_attempts || ' (owner ' || coalesce(j.lease_owner, '?') || ')')
                  ELSE j.error END,
-    history = ${s}.append_history(j.history, jsonb_build_array(
-      CASE WHEN j.attempts >= j.max_attempts
-           THEN ${entry("'failed'", "$1::bigint", "'lease expired; no attempts left (owner ' || coalesce(j.lease_owner, '?') || ')'")}
-           ELSE ${entry("'enqueued'", "$1::bigint", "'lease expired (owner ' || coalesce(j.lease_owner, '?') || ')'")} END))
+    ${appendHistory(
+      s,
+      `CASE WHEN j.attempts >= j.max_attempts
+           THEN ${entry(lit("failed"), "$1::bigint", str("'lease expired; no attempts left (owner ' || coalesce(j.lease_owner, '?') || ')'"))}
+           ELSE ${entry(lit("enqueued"), "$1::bigint", str("'lease expired (owner ' || coalesce(j.lease_owner, '?') || ')'"))} END`,
+    )}
   WHERE j.id = ANY (ARRAY(SELECT id FROM exp))
   RETURNING j.id, j.queue, j.run_at, j.state
 ),
@@ -380,7 +417,7 @@ WITH upd AS (
     error = CASE WHEN $3::text = 'enqueued' THEN NULL ELSE j.error END,
     result = CASE WHEN $3::text = 'enqueued' THEN NULL ELSE j.result END,
     progress = CASE WHEN $3::text = 'enqueued' THEN NULL ELSE j.progress END,
-    history = ${s}.append_history(j.history, jsonb_build_array(${entry("$3::text", "$5::bigint", "$4::text")}))
+    ${appendHistory(s, entry(str("$3::text"), "$5::bigint", str("$4::text")))}
   WHERE j.id = $1::text AND j.state IN (SELECT json_array_elements_text($2::json))
   RETURNING ${cols}
 ),
