@@ -58,7 +58,7 @@ class Gateways<K extends GatewayInfo["kind"]> {
   }
 }
 
-/** qml's defaults, or with `prefetch(workerCount)` (the opt-in for short jobs). */
+/** qml's defaults, or with `prefetch(500)` and `fetchBatchSize(500)` (the opt-in for short jobs). */
 export interface Tuning {
   prefetch?: boolean;
 }
@@ -68,7 +68,7 @@ function variant(name: string, label: string, tuning: Tuning) {
 }
 
 function settings(defaults: string, tuning: Tuning): string {
-  return tuning.prefetch ? `prefetch = workerCount; otherwise ${defaults}` : defaults;
+  return tuning.prefetch ? `prefetch(500), fetchBatchSize(500) (graphile-worker fast's localQueue.size 500); otherwise ${defaults}` : defaults;
 }
 
 // -------------------------------------------------------------------- Redis

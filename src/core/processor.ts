@@ -190,12 +190,14 @@ export class Processor {
 
   /**
    * Whether a claim is worth a round trip now: a worker is idle with nothing
-   * held for it, or the prefetch buffer has drained to half.
+   * held for it, or the prefetch buffer has room for a full fetch batch (at
+   * most half the buffer), so that the next jobs arrive while the held ones
+   * still keep the workers busy.
    */
   wantsClaim(): boolean {
     const prefetch = this.opts.prefetch ?? 0;
     if (this.freeSlots() > this.buffered.length) return true;
-    return prefetch > 0 && this.claimCapacity() >= Math.ceil(prefetch / 2);
+    return prefetch > 0 && this.claimCapacity() >= Math.min(this.opts.fetchBatchSize, Math.ceil(prefetch / 2));
   }
 
   /** How many more jobs a claim may take now: free workers plus room in the prefetch buffer. */
