@@ -11,7 +11,7 @@
  * `op` the id of the last operator transition (to recognise its retry).
  */
 import { StorageUnavailableError } from "../../../core/errors.js";
-import { isJobState, type HistoryEntry, type JobRecord } from "../../../core/job.js";
+import { JobState, isJobState, type HistoryEntry, type JobRecord } from "../../../core/job.js";
 import type { RedisReply } from "./driver.js";
 
 /** Field/value pairs of a new record's hash. */
@@ -97,6 +97,66 @@ export function decodeRecord(reply: RedisReply): JobRecord | null {
   if (h.has("error")) r.error = JSON.parse(h.get("error")!) as JobRecord["error"];
   if (h.has("progress")) r.progress = JSON.parse(h.get("progress")!);
   return r;
+}
+
+/**
+ * claim.lua's reply (one JSON text, see its header) to records: the same
+ * records decodeRecord makes of the same jobs' hashes, all in processing.
+ * A string as both drivers return it; an already parsed array is taken as
+ * it is (an Upstash client built with automaticDeserialization on).
+ */
+export function decodeClaimed(reply: RedisReply): JobRecord[] {
+  let rows: unknown;
+  try {
+    rows = typeof reply === "string" ? JSON.parse(reply) : reply;
+  } catch {
+    return corrupt("the claim reply is not JSON");
+  }
+  if (!Array.isArray(rows)) return corrupt("the claim reply is not an array");
+  const out: JobRecord[] = new Array(rows.length);
+  for (let j = 0; j < rows.length; j++) out[j] = claimedRecord(rows[j]);
+  return out;
+}
+
+function claimedRecord(a: unknown): JobRecord {
+  if (!Array.isArray(a) || a.length < 15) return corrupt("a claimed job is not a positional array");
+  const mask = a[0] as number;
+  const r: JobRecord = {
+    id: asString(a[1], "id"),
+    name: asString(a[2], "name"),
+    args: a[3] === null ? corrupt("no args") : (a[3] as unknown[]),
+    queue: asString(a[4], "queue"),
+    priority: asNumber(a[5], "priority"),
+    state: JobState.Processing,
+    attempts: asNumber(a[6], "attempts"),
+    maxAttempts: asNumber(a[7], "maxAttempts"),
+    createdAt: asNumber(a[8], "createdAt"),
+    updatedAt: asNumber(a[9], "updatedAt"),
+    runAt: asNumber(a[10], "runAt"),
+    leaseToken: asNumber(a[11], "leaseToken"),
+    history: a[12] as HistoryEntry[],
+  };
+  let i = 15;
+  if (mask & 1) r.retry = a[i++] as JobRecord["retry"];
+  if (mask & 2) r.timeoutMs = asNumber(a[i++], "timeoutMs");
+  if (mask & 4) r.uniqueKey = asString(a[i++], "uniqueKey");
+  if (mask & 8) r.metadata = a[i++] as Record<string, unknown>;
+  // Key order as decodeRecord's: records of both paths share one shape.
+  if (a[13] !== null) r.leaseOwner = asString(a[13], "leaseOwner");
+  if (a[14] !== null) r.leaseUntil = asNumber(a[14], "leaseUntil");
+  if (mask & 16) r.finishedAt = asNumber(a[i++], "finishedAt");
+  if (mask & 32) r.result = a[i++];
+  if (mask & 64) r.error = a[i++] as JobRecord["error"];
+  if (mask & 128) r.progress = a[i++];
+  return r;
+}
+
+function asString(v: unknown, k: string): string {
+  return typeof v === "string" ? v : corrupt(`no ${k}`);
+}
+
+function asNumber(v: unknown, k: string): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : corrupt(`${k} is not a number`);
 }
 
 /** A flat [k, v, k, v…] reply to a Map. */

@@ -46,7 +46,7 @@ import {
   type ThroughputBucket,
   type TransitionResult,
 } from "../../../core/storage.js";
-import { decodeRecord, encodeRecord, hashOf, json } from "./codec.js";
+import { decodeClaimed, decodeRecord, encodeRecord, hashOf, json } from "./codec.js";
 import { redact, type ResolvedRedisConfig } from "./config.js";
 import { replyText, type LuaScript, type RedisDriver, type RedisReply } from "./driver.js";
 import { baseKey, keyNames } from "./keys.js";
@@ -245,7 +245,7 @@ export class RedisStorage extends Storage {
       ...req.queues,
     ];
     const reply = await this.run(S.claim, args);
-    return arr(reply).map((r) => decodeRecord(r)!);
+    return decodeClaimed(reply);
   }
 
   async extendLeases(leases: LeaseRef[], leaseMs: number, now: number): Promise<string[]> {

@@ -22,17 +22,18 @@ for j = 0, tonumber(ARGV[5]) - 1 do
   local id, token, to = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local runAtArg, result, err, e = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local k = JOB .. id
-  local f = redis.call("HMGET", k, "state", "leaseToken", "attempts", "queue", "priority", "runAt", "history", "hn")
+  local f = redis.call("HMGET", k, "state", "leaseToken", "attempts", "queue", "priority", "history", "hn")
   if not f[1] or tonumber(f[2]) ~= token then
     out[#out + 1] = 0
   elseif f[1] ~= "processing" then
     out[#out + 1] = (f[1] == to) and 1 or 0
   else
-    local queue, priority, runAt = f[4], tonumber(f[5]), tonumber(f[6])
-    zrem(B .. "processing", id)
+    local queue, priority = f[4], tonumber(f[5])
+    -- Every outcome either finishes the job or sets a new runAt: the stored runAt is never read.
+    local runAt, finishedAt = nil, nil
+    zrem(K_PROCESSING, id)
     local set = { "state", to, "updatedAt", nowS }
     local del = { "leaseOwner", "leaseUntil" }
-    local finishedAt = nil
     if to == "succeeded" then
       if result ~= "" then
         set[#set + 1], set[#set + 2] = "result", result
@@ -50,7 +51,7 @@ for j = 0, tonumber(ARGV[5]) - 1 do
     else -- enqueued: a release gives the attempt back
       local attempts = tonumber(f[3]) - 1
       if attempts < 0 then attempts = 0 end
-      set[#set + 1], set[#set + 2] = "attempts", I(attempts)
+      set[#set + 1], set[#set + 2] = "attempts", IC(attempts)
       runAt = now
     end
     if err ~= "" and (to == "failed" or to == "awaiting_retry") then
@@ -59,14 +60,15 @@ for j = 0, tonumber(ARGV[5]) - 1 do
     if finishedAt then
       set[#set + 1], set[#set + 2] = "finishedAt", nowS
     else
-      set[#set + 1], set[#set + 2] = "runAt", I(runAt)
-      zadd(B .. "idx:runat", I(runAt), id)
+      local runAtS = runAt == now and nowS or I(runAt)
+      set[#set + 1], set[#set + 2] = "runAt", runAtS
+      zadd(K_RUNAT, runAtS, id)
     end
-    local hist, hn = pushHistory(f[7], f[8], e)
+    local hist, hn = pushHistory(f[6], f[7], e)
     local seq = place(id, to, queue, priority, runAt, nil, finishedAt)
     set[#set + 1], set[#set + 2] = "history", hist
-    set[#set + 1], set[#set + 2] = "hn", I(hn)
-    set[#set + 1], set[#set + 2] = "seq", I(seq)
+    set[#set + 1], set[#set + 2] = "hn", IC(hn)
+    set[#set + 1], set[#set + 2] = "seq", IC(seq)
     redis.call("HSET", k, unpack(set))
     redis.call("HDEL", k, unpack(del))
     touch(id, nowS)
