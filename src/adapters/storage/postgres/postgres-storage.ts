@@ -355,18 +355,15 @@ export class PostgresStorage extends Storage {
 
   async complete(outcomes: Outcome[], now: number): Promise<CompletionResult[]> {
     if (outcomes.length === 0) return [];
+    // Absent keys read as NULL in json_to_recordset: a success sends only what it has.
     const payload = jsonText(
-      outcomes.map((o, i) => ({
-        i,
-        id: o.id,
-        token: o.token,
-        state: o.state,
-        run_at: o.runAt ?? null,
-        result: o.result === undefined ? null : JSON.stringify(o.result),
-        error: o.error ?? null,
-        reason: o.reason,
-        worker: o.worker,
-      })),
+      outcomes.map((o, i) => {
+        const row: Record<string, unknown> = { i, id: o.id, token: o.token, state: o.state, reason: o.reason, worker: o.worker };
+        if (o.runAt !== undefined) row.run_at = o.runAt;
+        if (o.result !== undefined) row.result = JSON.stringify(o.result);
+        if (o.error !== undefined) row.error = o.error;
+        return row;
+      }),
     );
     const rows = await this.run<{ i: number; applied: boolean }>(this.sql.complete, [payload, now, this.notifyChannel]);
     const applied = new Map(rows.map((r) => [Number(r.i), r.applied === true]));
