@@ -1,11 +1,16 @@
 /**
- * Where a qml contender's processing time goes, seen from the client: every
- * Storage seam call (claim, complete, extendLeases…) timed while N jobs are
- * processed at one concurrency. Shows how many jobs a claim and a
+ * Where a contender's processing time goes. For every contender: the CPU
+ * time per job processed of this process (and its children: the HTTP
+ * gateways), of the PostgreSQL server processes and of redis-server, read
+ * from /proc while N jobs are processed at one concurrency; on a machine
+ * where both cores are busy, CPU per job is what bounds throughput. For qml
+ * contenders also every Storage seam call (claim, complete,
+ * extendLeases…), timed from the client: how many jobs a claim and a
  * completion carry and what each round trip costs.
  *
- *   tsx bench/tools/seam-timing.ts <qml contender> [--n=20000] [--concurrency=20]
+ *   tsx bench/tools/seam-timing.ts <contender> [--n=20000] [--concurrency=20]
  */
+import { readFileSync, readdirSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { CONTENDERS } from "../contenders/index.js";
 import { Tracker, payload, type Payload } from "../harness.js";
@@ -13,9 +18,9 @@ import { DATABASE_URL, REDIS_URL, createDatabase, deleteKeys, dropDatabase } fro
 
 const [name, ...rest] = process.argv.slice(2);
 const flag = (f: string, d: string) => rest.find((a) => a.startsWith(`--${f}=`))?.slice(f.length + 3) ?? d;
-const entry = name?.startsWith("qml-") ? CONTENDERS[name] : undefined;
+const entry = name ? CONTENDERS[name] : undefined;
 if (!entry) {
-  console.error(`usage: tsx bench/tools/seam-timing.ts <${Object.keys(CONTENDERS).filter((n) => n.startsWith("qml-")).join("|")}> [--n=20000] [--concurrency=20]`);
+  console.error(`usage: tsx bench/tools/seam-timing.ts <${Object.keys(CONTENDERS).join("|")}> [--n=20000] [--concurrency=20]`);
   process.exit(1);
 }
 const n = Number(flag("n", "20000"));
@@ -37,6 +42,41 @@ const onStoreCall = (method: string, args: unknown[]) => {
   };
 };
 
+/** CPU ms (user + system) of processes, from /proc; 0 where /proc is not there. */
+function cpuMs(): { self: number; children: number; postgres: number; redis: number } {
+  const out = { self: 0, children: 0, postgres: 0, redis: 0 };
+  let dirs: string[];
+  try {
+    dirs = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  const stats = new Map<number, { comm: string; ppid: number; ticks: number; reaped: number }>();
+  for (const d of dirs) {
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, "utf8");
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      // Fields after the name: state ppid … utime(12) stime(13) cutime(14) cstime(15), 0-based from state.
+      stats.set(Number(d), { comm: st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) });
+    } catch {
+      // exited while we read
+    }
+  }
+  const isDescendant = (pid: number): boolean => {
+    for (let p = stats.get(pid)?.ppid; p !== undefined && p > 1; p = stats.get(p)?.ppid) if (p === process.pid) return true;
+    return false;
+  };
+  for (const [pid, s] of stats) {
+    // The postmaster's cutime counts the backends that exited (it reaps them).
+    if (s.comm === "postgres") out.postgres += s.ticks + (stats.get(s.ppid)?.comm === "postgres" ? 0 : s.reaped);
+    else if (s.comm.startsWith("redis-server")) out.redis += s.ticks;
+    else if (pid !== process.pid && isDescendant(pid)) out.children += s.ticks;
+  }
+  const ticksMs = 10; // USER_HZ = 100
+  const self = process.cpuUsage();
+  return { self: (self.user + self.system) / 1000, children: out.children * ticksMs, postgres: out.postgres * ticksMs, redis: out.redis * ticksMs };
+}
+
 const runId = Math.random().toString(16).slice(2, 10);
 const db = `qb${runId}_seam`;
 const databaseUrl = entry.store === "postgres" ? await createDatabase(db) : DATABASE_URL;
@@ -50,13 +90,17 @@ try {
   }
   const tracker = new Tracker(n);
   recording = true;
+  const cpu0 = cpuMs();
   const worker = await ns.startWorker(concurrency, (p) => tracker.hit(p.i));
   await tracker.waitAll(300_000);
   recording = false;
+  const cpu1 = cpuMs();
   await worker.stop();
   const ms = tracker.lastAt - tracker.firstAt;
   console.log(`${name} c=${concurrency}: ${Math.round(((n - 1) / ms) * 1000)} jobs/s (seam calls timed); exactly once: ${tracker.check().ok}`);
-  console.log("method           calls   jobs/call   mean ms    p50 ms    p95 ms   total ms");
+  const per = (k: keyof typeof cpu0) => (((cpu1[k] - cpu0[k]) / n) * 1000).toFixed(1);
+  console.log(`CPU per job processed (µs): this process ${per("self")}, its children (gateways) ${per("children")}, postgres ${per("postgres")}, redis-server ${per("redis")}`);
+  if (calls.size > 0) console.log("method           calls   jobs/call   mean ms    p50 ms    p95 ms   total ms");
   for (const [method, c] of [...calls.entries()].sort((a, b) => b[1].count - a[1].count)) {
     const sorted = [...c.ms].sort((a, b) => a - b);
     const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
