@@ -1,6 +1,6 @@
 /**
- * claim.lua answers with one JSON text built from the fields it read and the
- * values it wrote, not with each job's hash: every claimed record must be
+ * claim.lua answers with a JSON text per job built from the fields it read and
+ * the values it wrote, not with each job's hash: every claimed record must be
  * what getRecord (HGETALL + decodeRecord) reads back for the same job, on
  * both drivers, for the first answer and for a retried claim's answer.
  */
@@ -114,11 +114,17 @@ describeWithService("redis", await serviceUp("redis"), "redis: the claim reply",
   }
 
   it("an empty claim is an empty array, and a malformed reply is a StorageUnavailableError", () => {
+    expect(decodeClaimed([])).toEqual([]);
     expect(decodeClaimed("[]")).toEqual([]);
+    expect(() => decodeClaimed(["[0"])).toThrow(StorageUnavailableError);
+    expect(() => decodeClaimed(["{}"])).toThrow(StorageUnavailableError);
     expect(() => decodeClaimed("[[0")).toThrow(StorageUnavailableError);
     expect(() => decodeClaimed("{}")).toThrow(StorageUnavailableError);
     expect(() => decodeClaimed("[[0,null]]")).toThrow(StorageUnavailableError);
     const row = [0, "id", "n", [], "q", 0, 1, 3, 1, 1, 1, 1, [], "w", 2];
+    expect(decodeClaimed([JSON.stringify(row)])[0]!.id).toBe("id");
+    // Rows already parsed (an Upstash client with automaticDeserialization on), and one text of all rows.
+    expect(decodeClaimed([row] as never)[0]!.id).toBe("id");
     expect(decodeClaimed(JSON.stringify([row]))[0]!.id).toBe("id");
     expect(() => decodeClaimed(JSON.stringify([row.map((v, i) => (i === 5 ? null : v))]))).toThrow(/priority/);
   });

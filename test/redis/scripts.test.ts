@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { GENERATED_FILE, readScripts, renderGenerated } from "../../scripts/embed-lua.js";
 import { HISTORY_LIMIT } from "../../src/core/job.js";
+import { REQUIRED_FIELDS } from "../../src/adapters/storage/redis/codec.js";
 import * as generated from "../../src/adapters/storage/redis/scripts.generated.js";
 
 describe("embedded Lua scripts", () => {
@@ -32,6 +33,18 @@ describe("embedded Lua scripts", () => {
     for (const s of generated.ALL_SCRIPTS) expect(s.body, s.name).not.toMatch(/^--@include/m);
     const lib = generated.claim.body;
     expect(Number(/local HISTORY_LIMIT = (\d+)/.exec(lib)?.[1])).toBe(HISTORY_LIMIT);
+  });
+
+  it("insert.lua stores the required fields' values under the names codec's REQUIRED_FIELDS gives them, in that order", () => {
+    const body = generated.insert.body;
+    expect(Number(/local NREQ = (\d+)/.exec(body)?.[1])).toBe(REQUIRED_FIELDS.length);
+    // Locals taken from the required values, e.g. `local id, queue, state = ARGV[v], ARGV[v + 3], ARGV[v + 5]`.
+    const decl = /local ([\w, ]+) = (ARGV\[v[^\n]*)\n/.exec(body)!;
+    const offset = (expr: string) => Number(/^ARGV\[v(?: \+ (\d+))?\]$/.exec(expr.trim())?.[1] ?? (expr.trim() === "ARGV[v]" ? 0 : NaN));
+    const locals = new Map(decl[1]!.split(",").map((name, j) => [name.trim(), offset(decl[2]!.split(",")[j]!)]));
+    const call = /redis\.call\("HSET", k, "seq", I\(seq\), ([\s\S]*?), unpack\(ARGV, first, i - 1\)\)/.exec(body)![1]!;
+    const pairs = [...call.matchAll(/"(\w+)", ([^,]+)/g)].map((m) => [m[1], locals.get(m[2]!.trim()) ?? offset(m[2]!)]);
+    expect(pairs).toEqual(REQUIRED_FIELDS.map((name, j) => [name, j]));
   });
 
   it("no script reads the server clock: time always comes from the caller", () => {

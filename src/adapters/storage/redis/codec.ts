@@ -14,24 +14,38 @@ import { StorageUnavailableError } from "../../../core/errors.js";
 import { JobState, isJobState, type HistoryEntry, type JobRecord } from "../../../core/job.js";
 import type { RedisReply } from "./driver.js";
 
-/** Field/value pairs of a new record's hash. */
-export function encodeRecord(r: JobRecord): string[] {
-  const f: string[] = [
-    "id", r.id,
-    "name", r.name,
-    "args", JSON.stringify(r.args),
-    "queue", r.queue,
-    "priority", String(r.priority),
-    "state", r.state,
-    "attempts", String(r.attempts),
-    "maxAttempts", String(r.maxAttempts),
-    "createdAt", String(r.createdAt),
-    "updatedAt", String(r.updatedAt),
-    "runAt", String(r.runAt),
-    "leaseToken", String(r.leaseToken),
-    "history", r.history.map((h) => JSON.stringify(h)).join("\n"),
-    "hn", String(r.history.length),
+/**
+ * The fields every job hash has, in the order insert.lua takes their values
+ * (it names them in its HSET; test/redis/scripts.test.ts keeps the two in step).
+ */
+export const REQUIRED_FIELDS = [
+  "id", "name", "args", "queue", "priority", "state", "attempts", "maxAttempts",
+  "createdAt", "updatedAt", "runAt", "leaseToken", "history", "hn",
+] as const;
+
+/**
+ * A new record's hash: the values of REQUIRED_FIELDS in their order, then
+ * the optional fields it has as field/value pairs. Values only where the
+ * names are fixed: Redis's Lua hashes every byte of every argument.
+ */
+export function encodeRecord(r: JobRecord): { required: string[]; optional: string[] } {
+  const required: string[] = [
+    r.id,
+    r.name,
+    JSON.stringify(r.args),
+    r.queue,
+    String(r.priority),
+    r.state,
+    String(r.attempts),
+    String(r.maxAttempts),
+    String(r.createdAt),
+    String(r.updatedAt),
+    String(r.runAt),
+    String(r.leaseToken),
+    r.history.map((h) => JSON.stringify(h)).join("\n"),
+    String(r.history.length),
   ];
+  const f: string[] = [];
   if (r.retry !== undefined) f.push("retry", JSON.stringify(r.retry));
   if (r.timeoutMs !== undefined) f.push("timeoutMs", String(r.timeoutMs));
   if (r.uniqueKey !== undefined) f.push("uniqueKey", r.uniqueKey);
@@ -44,7 +58,7 @@ export function encodeRecord(r: JobRecord): string[] {
   if (r.error !== undefined) f.push("error", JSON.stringify(r.error));
   const progress = json(r.progress);
   if (progress !== undefined) f.push("progress", progress);
-  return f;
+  return { required, optional: f };
 }
 
 /** JSON text of a value, or undefined for undefined (and for what JSON drops, such as a function). */
@@ -100,10 +114,11 @@ export function decodeRecord(reply: RedisReply): JobRecord | null {
 }
 
 /**
- * claim.lua's reply (one JSON text, see its header) to records: the same
- * records decodeRecord makes of the same jobs' hashes, all in processing.
- * A string as both drivers return it; an already parsed array is taken as
- * it is (an Upstash client built with automaticDeserialization on).
+ * claim.lua's reply (an array of JSON texts, one per job, see its header) to
+ * records: the same records decodeRecord makes of the same jobs' hashes, all
+ * in processing. Strings as both drivers return them; already parsed rows are
+ * taken as they are (an Upstash client built with automaticDeserialization
+ * on), and so is one JSON text of all rows (what claim.lua sent before).
  */
 export function decodeClaimed(reply: RedisReply): JobRecord[] {
   let rows: unknown;
@@ -114,7 +129,17 @@ export function decodeClaimed(reply: RedisReply): JobRecord[] {
   }
   if (!Array.isArray(rows)) return corrupt("the claim reply is not an array");
   const out: JobRecord[] = new Array(rows.length);
-  for (let j = 0; j < rows.length; j++) out[j] = claimedRecord(rows[j]);
+  for (let j = 0; j < rows.length; j++) {
+    let row: unknown = rows[j];
+    if (typeof row === "string") {
+      try {
+        row = JSON.parse(row);
+      } catch {
+        return corrupt("a claimed job is not JSON");
+      }
+    }
+    out[j] = claimedRecord(row);
+  }
   return out;
 }
 

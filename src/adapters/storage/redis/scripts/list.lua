@@ -17,6 +17,16 @@
 ]]
 --@include lib/common.lua
 
+-- Bytewise order, as zset members sort (Lua's < follows the server's locale).
+local function bytesLess(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 local idx = B .. "idx:" .. ARGV[1]
 local asc = ARGV[2] == "asc"
 local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
