@@ -15,6 +15,9 @@ import {
   tick,
   type WorkerContext,
 } from "../../src/index.js";
+import { Emitter, type JobEventMap } from "../../src/core/events.js";
+import { Processor } from "../../src/core/processor.js";
+import { defaultRetryPolicy } from "../../src/core/retry.js";
 import { testServer, waitForEvents } from "./helpers.js";
 
 describe("processing", () => {
@@ -506,5 +509,36 @@ describe("prefetch", () => {
     await server.stop();
     expect(runs.size).toBe(2000);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
+  });
+});
+
+describe("prefetch claiming", () => {
+  it("claims again whenever a full fetch batch fits the buffer, not only when half of it is free", async () => {
+    const storage = new MemoryStorage();
+    const registry = new WorkerRegistry().register("block", () => new Promise<void>(() => {}));
+    await storage.enqueue(Array.from({ length: 30 }, (_, i) => new Job("block", [i])));
+    const processor = new Processor(storage, registry, {
+      serverId: "s",
+      concurrency: 1,
+      prefetch: 10,
+      queues: ["default"],
+      leaseMs: 30_000,
+      fetchBatchSize: 2,
+      jobTimeoutMs: undefined,
+      retryPolicy: defaultRetryPolicy,
+      clock: new ManualClock(),
+      logger: silentLogger,
+      events: new Emitter<JobEventMap>(),
+    });
+    let claimed = 0;
+    while (processor.wantsClaim()) claimed += (await processor.fill()).claimed;
+    // 1 running + 10 held is the most it may hold; batches of 2 leave 1 slot that no batch fills.
+    expect(claimed).toBe(10);
+    expect(processor.runningCount).toBe(1);
+    expect(processor.bufferedCount).toBe(9);
+    expect((await storage.stats()).states.processing).toBe(10);
+    // Held and running jobs go back on drain.
+    await processor.drain(0);
+    expect((await storage.stats()).states.enqueued).toBe(30);
   });
 });
