@@ -115,17 +115,17 @@ describeWithService("redis", await serviceUp("redis"), "redis: the claim reply",
 
   it("an empty claim is an empty array, and a malformed reply is a StorageUnavailableError", () => {
     expect(decodeClaimed([])).toEqual([]);
-    expect(decodeClaimed("[]")).toEqual([]);
+    expect(() => decodeClaimed("[]")).toThrow(StorageUnavailableError);
     expect(() => decodeClaimed(["[0"])).toThrow(StorageUnavailableError);
     expect(() => decodeClaimed(["{}"])).toThrow(StorageUnavailableError);
-    expect(() => decodeClaimed("[[0")).toThrow(StorageUnavailableError);
+    expect(() => decodeClaimed(["[[0"])).toThrow(StorageUnavailableError);
     expect(() => decodeClaimed("{}")).toThrow(StorageUnavailableError);
-    expect(() => decodeClaimed("[[0,null]]")).toThrow(StorageUnavailableError);
+    expect(() => decodeClaimed(["[0,null]"])).toThrow(StorageUnavailableError);
     const row = [0, "id", "n", [], "q", 0, 1, 3, 1, 1, 1, 1, [], "w", 2];
     expect(decodeClaimed([JSON.stringify(row)])[0]!.id).toBe("id");
-    // Rows already parsed (an Upstash client with automaticDeserialization on), and one text of all rows.
+    // Rows already parsed (an Upstash client with automaticDeserialization on).
     expect(decodeClaimed([row] as never)[0]!.id).toBe("id");
-    expect(decodeClaimed(JSON.stringify([row]))[0]!.id).toBe("id");
-    expect(() => decodeClaimed(JSON.stringify([row.map((v, i) => (i === 5 ? null : v))]))).toThrow(/priority/);
+    expect(decodeClaimed([JSON.stringify(row), row] as never).map((r) => r.id)).toEqual(["id", "id"]);
+    expect(() => decodeClaimed([JSON.stringify(row.map((v, i) => (i === 5 ? null : v)))])).toThrow(/priority/);
   });
 });

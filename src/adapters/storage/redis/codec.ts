@@ -11,7 +11,7 @@
  * `op` the id of the last operator transition (to recognise its retry).
  */
 import { StorageUnavailableError } from "../../../core/errors.js";
-import { JobState, isJobState, type HistoryEntry, type JobRecord } from "../../../core/job.js";
+import { JobState, historyFromLines, isJobState, type HistoryEntry, type JobRecord } from "../../../core/job.js";
 import type { RedisReply } from "./driver.js";
 
 /**
@@ -98,7 +98,7 @@ export function decodeRecord(reply: RedisReply): JobRecord | null {
     updatedAt: num("updatedAt"),
     runAt: num("runAt"),
     leaseToken: num("leaseToken"),
-    history: history ? (JSON.parse(`[${history.split("\n").join(",")}]`) as HistoryEntry[]) : [],
+    history: historyFromLines(history ?? ""),
   };
   if (h.has("retry")) r.retry = JSON.parse(h.get("retry")!) as JobRecord["retry"];
   if (h.has("timeoutMs")) r.timeoutMs = num("timeoutMs");
@@ -114,23 +114,16 @@ export function decodeRecord(reply: RedisReply): JobRecord | null {
 }
 
 /**
- * claim.lua's reply (an array of JSON texts, one per job, see its header) to
+ * claim.lua's reply (an array with one JSON text per job, see its header) to
  * records: the same records decodeRecord makes of the same jobs' hashes, all
- * in processing. Strings as both drivers return them; already parsed rows are
- * taken as they are (an Upstash client built with automaticDeserialization
- * on), and so is one JSON text of all rows (what claim.lua sent before).
+ * in processing. A row already parsed is taken as it is (an Upstash client
+ * built with automaticDeserialization on parses each string it can).
  */
 export function decodeClaimed(reply: RedisReply): JobRecord[] {
-  let rows: unknown;
-  try {
-    rows = typeof reply === "string" ? JSON.parse(reply) : reply;
-  } catch {
-    return corrupt("the claim reply is not JSON");
-  }
-  if (!Array.isArray(rows)) return corrupt("the claim reply is not an array");
-  const out: JobRecord[] = new Array(rows.length);
-  for (let j = 0; j < rows.length; j++) {
-    let row: unknown = rows[j];
+  if (!Array.isArray(reply)) return corrupt("the claim reply is not an array");
+  const out: JobRecord[] = new Array(reply.length);
+  for (let j = 0; j < reply.length; j++) {
+    let row: unknown = reply[j];
     if (typeof row === "string") {
       try {
         row = JSON.parse(row);
