@@ -48,6 +48,15 @@ export interface HistoryEntry {
 /** Most recent transitions kept per job: an audit trail, not an unbounded log. */
 export const HISTORY_LIMIT = 50;
 
+/**
+ * Reads a history kept as text, as the Redis and PostgreSQL backends keep it
+ * so that appending is a string operation: each entry's JSON, oldest first,
+ * one per line (JSON text never holds a raw newline). "" is no entries.
+ */
+export function historyFromLines(text: string): HistoryEntry[] {
+  return text === "" ? [] : (JSON.parse(`[${text.replaceAll("\n", ",")}]`) as HistoryEntry[]);
+}
+
 /** Appends, dropping the oldest entries past HISTORY_LIMIT. Returns the same array. */
 export function appendHistory(history: HistoryEntry[], ...entries: HistoryEntry[]): HistoryEntry[] {
   history.push(...entries);

@@ -20,7 +20,7 @@
  */
 import { sleep } from "../../../core/clock.js";
 import { ConfigError, StorageUnavailableError, ValidationError, type ErrorInfo } from "../../../core/errors.js";
-import { type Job, type HistoryEntry, type JobRecord, type JobState } from "../../../core/job.js";
+import { historyFromLines, type Job, type JobRecord, type JobState } from "../../../core/job.js";
 import type { RetrySpec } from "../../../core/retry.js";
 import {
   HOUR,
@@ -582,11 +582,6 @@ function clean(s: string): string {
 const num = (v: unknown): number => (typeof v === "number" ? v : Number(v));
 const json = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v);
 
-/** The history column: each entry's JSON text, oldest first, joined by "\n" (JSON text never holds a raw newline). */
-function parseHistory(text: string): HistoryEntry[] {
-  return text === "" ? [] : (JSON.parse(`[${text.replaceAll("\n", ",")}]`) as HistoryEntry[]);
-}
-
 function toRecord(row: Row): JobRecord {
   const r: JobRecord = {
     id: row.id as string,
@@ -601,7 +596,7 @@ function toRecord(row: Row): JobRecord {
     updatedAt: num(row.updated_at),
     runAt: num(row.run_at),
     leaseToken: num(row.lease_token),
-    history: parseHistory(row.history as string),
+    history: historyFromLines(row.history as string),
   };
   if (row.retry != null) r.retry = json(row.retry) as RetrySpec;
   if (row.timeout_ms != null) r.timeoutMs = num(row.timeout_ms);
