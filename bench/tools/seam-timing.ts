@@ -12,26 +12,15 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { CONTENDERS } from "../contenders/index.js";
-import { Tracker, payload, type Payload } from "../harness.js";
-import { DATABASE_URL, REDIS_URL, createDatabase, deleteKeys, dropDatabase } from "../services.js";
+import { processAll, toolArgs, withBacklog } from "./backlog.js";
 
-const [name, ...rest] = process.argv.slice(2);
-const flag = (f: string, d: string) => rest.find((a) => a.startsWith(`--${f}=`))?.slice(f.length + 3) ?? d;
-const entry = name ? CONTENDERS[name] : undefined;
-if (!entry) {
-  console.error(`usage: tsx bench/tools/seam-timing.ts <${Object.keys(CONTENDERS).join("|")}> [--n=20000] [--concurrency=20]`);
-  process.exit(1);
-}
-const n = Number(flag("n", "20000"));
-const concurrency = Number(flag("concurrency", "20"));
-
+const args = toolArgs("seam-timing.ts", 20000);
 const calls = new Map<string, { count: number; ms: number[]; items: number }>();
 let recording = false;
-const onStoreCall = (method: string, args: unknown[]) => {
+const onStoreCall = (method: string, callArgs: unknown[]) => {
   if (!recording) return;
   const t0 = performance.now();
-  const first = args[0];
+  const first = callArgs[0];
   const items = Array.isArray(first) ? first.length : method === "claim" ? -1 : 1;
   return (result: unknown) => {
     let c = calls.get(method);
@@ -77,27 +66,21 @@ function cpuMs(): { self: number; children: number; postgres: number; redis: num
   return { self: (self.user + self.system) / 1000, children: out.children * ticksMs, postgres: out.postgres * ticksMs, redis: out.redis * ticksMs };
 }
 
-const runId = Math.random().toString(16).slice(2, 10);
-const db = `qb${runId}_seam`;
-const databaseUrl = entry.store === "postgres" ? await createDatabase(db) : DATABASE_URL;
-const adapter = await entry.load();
-const ns = await adapter.open(`qb${runId}_seam`, { redisUrl: REDIS_URL, databaseUrl, onStoreCall });
-try {
-  for (let start = 0; start < n; start += 1000) {
-    const batch: Payload[] = [];
-    for (let i = start; i < Math.min(n, start + 1000); i++) batch.push(payload(i));
-    await ns.enqueueMany(batch);
-  }
-  const tracker = new Tracker(n);
-  recording = true;
-  const cpu0 = cpuMs();
-  const worker = await ns.startWorker(concurrency, (p) => tracker.hit(p.i));
-  await tracker.waitAll(300_000);
-  recording = false;
-  const cpu1 = cpuMs();
-  await worker.stop();
-  const ms = tracker.lastAt - tracker.firstAt;
-  console.log(`${name} c=${concurrency}: ${Math.round(((n - 1) / ms) * 1000)} jobs/s (seam calls timed); exactly once: ${tracker.check().ok}`);
+await withBacklog(args, "seam", { onStoreCall }, async (ns) => {
+  let cpu0 = cpuMs();
+  let cpu1 = cpu0;
+  const run = await processAll(ns, args, {
+    started() {
+      recording = true;
+      cpu0 = cpuMs();
+    },
+    finished() {
+      recording = false;
+      cpu1 = cpuMs();
+    },
+  });
+  const { name, n, concurrency } = args;
+  console.log(`${name} c=${concurrency}: ${run.perSecond} jobs/s (seam calls timed); exactly once: ${run.exactlyOnce}`);
   const per = (k: keyof typeof cpu0) => (((cpu1[k] - cpu0[k]) / n) * 1000).toFixed(1);
   console.log(`CPU per job processed (µs): this process ${per("self")}, its children (gateways) ${per("children")}, postgres ${per("postgres")}, redis-server ${per("redis")}`);
   if (calls.size > 0) console.log("method           calls   jobs/call   mean ms    p50 ms    p95 ms   total ms");
@@ -109,10 +92,5 @@ try {
       `${method.padEnd(15)} ${String(c.count).padStart(6)} ${(c.items / c.count).toFixed(1).padStart(11)} ${(total / c.count).toFixed(2).padStart(9)} ${pct(0.5).toFixed(2).padStart(9)} ${pct(0.95).toFixed(2).padStart(9)} ${total.toFixed(0).padStart(10)}`,
     );
   }
-} finally {
-  await ns.close();
-  await adapter.close?.();
-  if (entry.store === "postgres") await dropDatabase(db);
-  if (entry.store === "redis") await deleteKeys(`*qb${runId}_*`);
-}
+});
 process.exit(0);
