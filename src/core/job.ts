@@ -116,6 +116,8 @@ export interface JobOptions {
 export const DEFAULT_QUEUE = "default";
 export const DEFAULT_MAX_ATTEMPTS = 3;
 
+export type JobHistory = Array<{ state: JobState; at: Date; reason?: string; worker?: string }>;
+
 /**
  * A job. Build one with `new Job(name, args, options)` and enqueue it; jobs
  * read back from a storage carry their state, attempts and history.
@@ -133,7 +135,9 @@ export class Job {
   readonly metadata: Record<string, unknown>;
   state: JobState;
   attempts: number;
-  history: Array<{ state: JobState; at: Date; reason?: string; worker?: string }>;
+  /** Built from the stored record when first read (see `fromRecord`). */
+  #history: JobHistory | undefined;
+  #historyOf: JobRecord | undefined;
   runAt: Date | undefined;
   /** Relative delay asked at construction; resolved against the clock at enqueue. */
   readonly delay: number | undefined;
@@ -163,7 +167,8 @@ export class Job {
     this.delay = options.delay;
     this.state = JobState.Enqueued;
     this.attempts = 0;
-    this.history = [];
+    this.#history = [];
+    this.#historyOf = undefined;
     this.createdAt = undefined;
     this.updatedAt = undefined;
     this.finishedAt = undefined;
@@ -173,6 +178,24 @@ export class Job {
     this.result = undefined;
     this.error = undefined;
     this.progress = undefined;
+  }
+
+  /**
+   * Every transition, oldest first. A job read from a storage converts its
+   * record's history when this is first read: workers seldom read it, and
+   * the conversion cost ~2 µs per job run.
+   */
+  get history(): JobHistory {
+    if (this.#history === undefined) {
+      this.#history = (this.#historyOf?.history ?? []).map((h) => ({ ...h, at: new Date(h.at) }));
+      this.#historyOf = undefined;
+    }
+    return this.#history;
+  }
+
+  set history(entries: JobHistory) {
+    this.#history = entries;
+    this.#historyOf = undefined;
   }
 
   /** The worker name, as the seed called it. */
@@ -198,7 +221,8 @@ export class Job {
     );
     job.state = r.state;
     job.attempts = r.attempts;
-    job.history = r.history.map((h) => ({ ...h, at: new Date(h.at) }));
+    job.#history = undefined;
+    job.#historyOf = r;
     job.createdAt = new Date(r.createdAt);
     job.updatedAt = new Date(r.updatedAt);
     job.finishedAt = r.finishedAt !== undefined ? new Date(r.finishedAt) : undefined;

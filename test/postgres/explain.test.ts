@@ -13,6 +13,7 @@ const janitor = new SchemaJanitor();
 
 interface PlanNode {
   "Node Type": string;
+  "Parent Relationship"?: string;
   "Relation Name"?: string;
   "Index Name"?: string;
   Plans?: PlanNode[];
@@ -76,6 +77,30 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres claim pla
     // And it claims the live jobs, not the finished ones.
     const claimed = await storage.claim({ queues: ["default", "other"], limit: 10, owner: "w", leaseMs: 30_000, now: clock.now() });
     expect(claimed.map((r) => r.args)).toEqual([[0], [1], [2], [3], [4]]);
+  });
+
+  it("complete (keeping or deleting finished jobs) reads jobs by index only, and once per batch or by key per outcome", async () => {
+    // The planner does not know how many outcomes a batch holds. Allowed: a
+    // key lookup per outcome, or one read of the processing jobs hashed for
+    // the batch. Not allowed: a table scan, or a read of many jobs repeated
+    // per outcome (a plan like that cost a 4,000-job batch minutes).
+    const outcomes = JSON.stringify(
+      Array.from({ length: 2000 }, (_, i) => ({ i, id: `done-${i + 1}`, token: 1, state: i % 2 ? "succeeded" : "awaiting_retry", reason: "r", worker: "w" })),
+    );
+    for (const statement of [storage.statements.complete, storage.statements.completeAndDelete]) {
+      const [root] = await plan(statement, [outcomes, clock.now(), null]);
+      const reads: Array<{ node: PlanNode; perOutcome: boolean }> = [];
+      const walk = (n: PlanNode, perOutcome: boolean) => {
+        if (n["Relation Name"] === "jobs" && n["Node Type"] !== "ModifyTable") reads.push({ node: n, perOutcome });
+        for (const c of n.Plans ?? []) walk(c, perOutcome || (n["Node Type"] === "Nested Loop" && c["Parent Relationship"] === "Inner"));
+      };
+      walk(root!, false);
+      expect(reads.length).toBeGreaterThan(0);
+      for (const { node, perOutcome } of reads) {
+        expect(node["Node Type"]).toBe("Index Scan");
+        expect(perOutcome ? ["jobs_pkey"] : ["jobs_pkey", "jobs_processing_idx"]).toContain(node["Index Name"]);
+      }
+    }
   });
 
   it("promoteDue and reclaimExpired (with its pruning) stay on their indexes too", async () => {

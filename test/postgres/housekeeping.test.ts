@@ -54,6 +54,45 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
     expect(st.perHour.reduce((n, b) => n + b.succeeded, 0)).toBe(5);
   });
 
+  it("with maxFinishedJobs 0, deletes a job in the statement that finishes it, and still writes retries, fencing and counts", async () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const schema = janitor.next();
+    const storage = new PostgresStorage(driver, { schema, clock, maxFinishedJobs: 0, ownsDriver: false });
+    await storage.migrate();
+    const ids = await storage.enqueue([new Job("k", ["ok"]), new Job("k", ["fail"]), new Job("k", ["retry"]), new Job("k", ["release"]), new Job("k", ["stale"], { uniqueKey: "u-1" })]);
+    const claimed = await storage.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 60_000, now: clock.now() });
+    const byArg = new Map(claimed.map((r) => [r.args[0] as string, r]));
+    const base = (arg: string) => ({ id: byArg.get(arg)!.id, token: byArg.get(arg)!.leaseToken, worker: "w" });
+    const res = await storage.complete(
+      [
+        { ...base("ok"), state: JobState.Succeeded, reason: "succeeded", result: { n: 1 } },
+        { ...base("fail"), state: JobState.Failed, reason: "failed", error: { name: "Error", message: "boom" } },
+        { ...base("retry"), state: JobState.AwaitingRetry, runAt: clock.now() + 5000, reason: "retry 2/3", error: { name: "Error", message: "again" } },
+        { ...base("release"), state: JobState.Enqueued, reason: "released" },
+        { ...base("stale"), token: byArg.get("stale")!.leaseToken - 1, state: JobState.Succeeded, reason: "succeeded" },
+      ],
+      clock.now(),
+    );
+    expect(res.map((r) => r.status)).toEqual(["applied", "applied", "applied", "applied", "lost"]);
+    // Finished jobs are gone at once (no prune has run), the others written as always.
+    expect(await storage.get(ids[0]!)).toBeNull();
+    expect(await storage.get(ids[1]!)).toBeNull();
+    const retry = (await storage.getRecord(ids[2]!))!;
+    expect(retry).toMatchObject({ state: JobState.AwaitingRetry, runAt: clock.now() + 5000, error: { message: "again" } });
+    expect(retry.history.at(-1)).toMatchObject({ state: JobState.AwaitingRetry, reason: "retry 2/3", worker: "w" });
+    const released = (await storage.getRecord(ids[3]!))!;
+    expect(released).toMatchObject({ state: JobState.Enqueued, attempts: 0 });
+    // The stale outcome is refused: that job is still processing, its unique key still held.
+    expect((await storage.getRecord(ids[4]!))!.state).toBe(JobState.Processing);
+    expect(await storage.enqueue(new Job("k", ["again"], { uniqueKey: "u-1" }))).toBe(ids[4]);
+    const [{ n }] = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".jobs`);
+    expect(Number(n)).toBe(3);
+    // The throughput counts still see both finished jobs.
+    const st = await storage.stats({ hours: 1 });
+    expect(st.perHour.reduce((a, b) => a + b.succeeded, 0)).toBe(1);
+    expect(st.perHour.reduce((a, b) => a + b.failed, 0)).toBe(1);
+  });
+
   it("drops throughput buckets past the stats windows", async () => {
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
     const schema = janitor.next();

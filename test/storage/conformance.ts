@@ -405,6 +405,21 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         expect(st.states.processing).toBe(1);
       });
 
+      it("of two outcomes for one job in one batch, the first applies and the second is lost", async () => {
+        const { storage, clock } = await fresh();
+        const [a, b] = await storage.enqueue([new Job("dup", ["a"]), new Job("dup", ["b"])]);
+        const claimed = await claimAll(storage, clock);
+        const ra = claimed.find((r) => r.id === a)!;
+        const rb = claimed.find((r) => r.id === b)!;
+        const res = await storage.complete([outcome(ra, JobState.Succeeded), outcome(rb, JobState.Succeeded), outcome(ra, JobState.Failed)], clock.now());
+        expect(res.map((r) => [r.id, r.status])).toEqual([
+          [a, "applied"],
+          [b, "applied"],
+          [a, "lost"],
+        ]);
+        expect((await storage.get(a))!.state).toBe(JobState.Succeeded);
+      });
+
       it("a job completed twice is recorded once", async () => {
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("twice", []));

@@ -20,7 +20,7 @@
  */
 import { sleep } from "../../../core/clock.js";
 import { ConfigError, StorageUnavailableError, ValidationError, type ErrorInfo } from "../../../core/errors.js";
-import { historyFromLines, type Job, type JobRecord, type JobState } from "../../../core/job.js";
+import { JobState, historyFromLines, type Job, type JobRecord } from "../../../core/job.js";
 import type { RetrySpec } from "../../../core/retry.js";
 import {
   HOUR,
@@ -342,8 +342,18 @@ export class PostgresStorage extends Storage {
 
   async claim(req: ClaimRequest): Promise<JobRecord[]> {
     if (req.queues.length === 0 || req.limit <= 0) return [];
-    const rows = await this.run(this.sql.claim, [JSON.stringify(req.queues), Math.floor(req.limit), req.now, clean(req.owner), Math.floor(req.leaseMs)]);
-    return rows.map(toRecord);
+    const owner = clean(req.owner);
+    const leaseMs = Math.floor(req.leaseMs);
+    const rows = await this.run(this.sql.claim, [JSON.stringify(req.queues), Math.floor(req.limit), req.now, owner, leaseMs]);
+    const jobs = claimOrder(rows, req.queues).map((row) => toRecord(row));
+    // The claim sets these to its parameters and does not send them back.
+    for (const job of jobs) {
+      job.state = JobState.Processing;
+      job.leaseOwner = owner;
+      job.leaseUntil = req.now + leaseMs;
+      job.updatedAt = req.now;
+    }
+    return jobs;
   }
 
   async extendLeases(leases: LeaseRef[], leaseMs: number, now: number): Promise<string[]> {
@@ -355,19 +365,24 @@ export class PostgresStorage extends Storage {
 
   async complete(outcomes: Outcome[], now: number): Promise<CompletionResult[]> {
     if (outcomes.length === 0) return [];
-    // Absent keys read as NULL in json_to_recordset: a success sends only what it has.
-    const payload = jsonText(
-      outcomes.map((o, i) => {
-        const row: Record<string, unknown> = { i, id: o.id, token: o.token, state: o.state, reason: o.reason, worker: o.worker };
-        if (o.runAt !== undefined) row.run_at = o.runAt;
-        if (o.result !== undefined) row.result = JSON.stringify(o.result);
-        if (o.error !== undefined) row.error = o.error;
-        return row;
-      }),
-    );
-    const rows = await this.run<{ i: number; applied: boolean }>(this.sql.complete, [payload, now, this.notifyChannel]);
-    const applied = new Map(rows.map((r) => [Number(r.i), r.applied === true]));
-    return outcomes.map((o, i) => ({ id: o.id, status: applied.get(i) ? "applied" : "lost" }));
+    // Absent keys read as NULL in json_to_recordset: a success sends only
+    // what it has. The first outcome per job goes; a second one in the same
+    // batch is lost, as it would be one call later.
+    const seen = new Set<string>();
+    const sent: Array<Record<string, unknown>> = [];
+    outcomes.forEach((o, i) => {
+      if (seen.has(o.id)) return;
+      seen.add(o.id);
+      const row: Record<string, unknown> = { i, id: o.id, token: o.token, state: o.state, reason: o.reason, worker: o.worker };
+      if (o.runAt !== undefined) row.run_at = o.runAt;
+      if (o.result !== undefined) row.result = JSON.stringify(o.result);
+      if (o.error !== undefined) row.error = o.error;
+      sent.push(row);
+    });
+    const statement = this.maxFinished === 0 ? this.sql.completeAndDelete : this.sql.complete;
+    const rows = await this.run<{ i: number }>(statement, [jsonText(sent), now, this.notifyChannel]);
+    const applied = new Set(rows.map((r) => Number(r.i)));
+    return outcomes.map((o, i) => ({ id: o.id, status: applied.has(i) ? "applied" : "lost" }));
   }
 
   async promoteDue(now: number, limit: number): Promise<number> {
@@ -438,7 +453,7 @@ export class PostgresStorage extends Storage {
       after?.id ?? null,
       page.limit + 1,
     ]);
-    const items = rows.slice(0, page.limit).map(toRecord);
+    const items = rows.slice(0, page.limit).map((row) => toRecord(row));
     const last = items[page.limit - 1];
     return rows.length > page.limit && last ? { items, nextCursor: encodeCursor(sortValue(last, page.sort), last.id) } : { items };
   }
@@ -581,6 +596,18 @@ function clean(s: string): string {
 
 const num = (v: unknown): number => (typeof v === "number" ? v : Number(v));
 const json = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v);
+
+/**
+ * Claimed rows in claim order: the queues in the order asked, then priority
+ * (highest first), run_at, seq, as the claim's `pick` ordered them.
+ */
+function claimOrder(rows: Row[], queues: string[]): Row[] {
+  if (rows.length < 2) return rows;
+  const rank = new Map(queues.map((q, i) => [q, i] as const));
+  const keyed = rows.map((row) => ({ row, q: rank.get(row.queue as string) ?? queues.length, p: num(row.priority), r: num(row.run_at), s: num(row.seq) }));
+  keyed.sort((a, b) => a.q - b.q || b.p - a.p || a.r - b.r || a.s - b.s);
+  return keyed.map((k) => k.row);
+}
 
 function toRecord(row: Row): JobRecord {
   const r: JobRecord = {
