@@ -32,6 +32,7 @@ export const CONTENDERS: Record<string, ContenderEntry> = {
   bullmq: { store: "redis", peer: true, load: () => load("./bullmq.ts", "bullmq") },
   "qml-pg": { store: "postgres", peer: false, load: async () => qmlPostgresPg() },
   "qml-pg-prefetch": { store: "postgres", peer: false, load: async () => qmlPostgresPg({ prefetch: true }) },
+  "qml-pg-prefetch-keep0": { store: "postgres", peer: false, load: async () => qmlPostgresPg({ prefetch: true, keepNone: true }) },
   "qml-neon-ws": { store: "postgres", peer: false, load: async () => qmlPostgresNeonWs() },
   "qml-neon-ws-prefetch": { store: "postgres", peer: false, load: async () => qmlPostgresNeonWs({ prefetch: true }) },
   "qml-neon-http": { store: "postgres", peer: false, load: async () => qmlPostgresNeonHttp() },

@@ -58,17 +58,26 @@ class Gateways<K extends GatewayInfo["kind"]> {
   }
 }
 
-/** qml's defaults, or with `prefetch(500)` and `fetchBatchSize(500)` (the opt-in for short jobs). */
+/**
+ * qml's defaults, or with `prefetch(500)` and `fetchBatchSize(500)` (the
+ * opt-in for short jobs); `keepNone` adds `maxFinishedJobs(0)`: finished
+ * jobs are deleted as they finish, as graphile-worker always does (qml
+ * keeps the last 10,000 with their history by default).
+ */
 export interface Tuning {
   prefetch?: boolean;
+  keepNone?: boolean;
 }
 
 function variant(name: string, label: string, tuning: Tuning) {
-  return tuning.prefetch ? { name: `${name}-prefetch`, label: `${label} + prefetch`, prefetch: true } : { name, label };
+  if (!tuning.prefetch) return { name, label };
+  if (tuning.keepNone) return { name: `${name}-prefetch-keep0`, label: `${label} + prefetch, keep 0`, prefetch: true };
+  return { name: `${name}-prefetch`, label: `${label} + prefetch`, prefetch: true };
 }
 
 function settings(defaults: string, tuning: Tuning): string {
-  return tuning.prefetch ? `prefetch(500), fetchBatchSize(500) (graphile-worker fast's localQueue.size 500); otherwise ${defaults}` : defaults;
+  const keep = tuning.keepNone ? "maxFinishedJobs(0) (finished jobs deleted as they finish, as graphile-worker does), " : "";
+  return tuning.prefetch ? `prefetch(500), fetchBatchSize(500) (graphile-worker fast's localQueue.size 500), ${keep}otherwise ${defaults}` : defaults;
 }
 
 // -------------------------------------------------------------------- Redis
@@ -110,8 +119,10 @@ export function qmlPostgresPg(tuning: Tuning = {}): QueueAdapter {
     ...variant("qml-pg", "qml · Postgres (pg)", tuning),
     store: "postgres",
     settings: settings("defaults (pg pool of 10, LISTEN/NOTIFY)", tuning),
-    create: (ns: string, e: Endpoints) =>
-      createPostgresStorage(new PostgresConfig().withDatabaseUrl(e.databaseUrl).withDriver("pg").withSchema(ns).withAutoMigrate(true)),
+    create: (ns: string, e: Endpoints) => {
+      const config = new PostgresConfig().withDatabaseUrl(e.databaseUrl).withDriver("pg").withSchema(ns).withAutoMigrate(true);
+      return createPostgresStorage(tuning.keepNone ? config.withMaxFinishedJobs(0) : config);
+    },
   });
 }
 
