@@ -148,9 +148,10 @@ export function evaluateTargets(results: ContenderResult[]): TargetResult[] {
   const by = (name: string) => results.find((r) => r.name === name);
   const out: TargetResult[] = [];
 
-  // Each target is checked for qml's defaults and, when it ran, for the prefetch variant.
-  const variants = (name: string) => [name, `${name}-prefetch`].filter((n, i) => i === 0 || by(n));
-  const tag = (name: string) => (name.endsWith("-prefetch") ? " (prefetch)" : "");
+  // Each target is checked for qml's defaults and, when they ran, for the
+  // prefetch variant and the prefetch variant that keeps no finished jobs.
+  const variants = (name: string) => [name, `${name}-prefetch`, `${name}-prefetch-keep0`].filter((n, i) => i === 0 || by(n));
+  const tag = (name: string) => (name.endsWith("-prefetch") ? " (prefetch)" : name.endsWith("-prefetch-keep0") ? " (prefetch, keep 0)" : "");
 
   const ratio = (target: string, base: string, peer: string, factor: number) => {
     for (const ours of variants(base)) {
@@ -198,7 +199,7 @@ export function evaluateTargets(results: ContenderResult[]): TargetResult[] {
   latency("Redis over TCP: latency", "qml-redis", ["bullmq"]);
   latency("Postgres over pg: latency", "qml-pg", ["graphile-worker", "graphile-worker-fast"]);
 
-  for (const r of results.filter((x) => x.name.startsWith("qml-") && !x.name.endsWith("-prefetch"))) {
+  for (const r of results.filter((x) => x.name.startsWith("qml-") && !x.name.includes("-prefetch"))) {
     const idle = r.idle;
     const ok = idle && !idle.error && idle.budgetPerMinute !== undefined;
     out.push({

@@ -155,6 +155,8 @@ export class Processor {
   private readonly running = new Map<string, Running>();
   /** Claimed ahead of free workers (prefetch), oldest first. */
   private buffered: JobRecord[] = [];
+  /** Jobs asked for by claims still in flight: capacity they hold until they answer. */
+  private claiming = 0;
   /** The newest run of each job id here. */
   private readonly runningById = new Map<string, Running>();
   private readonly freeWorkerSlots: number[];
@@ -190,19 +192,27 @@ export class Processor {
 
   /**
    * Whether a claim is worth a round trip now: a worker is idle with nothing
-   * held for it, or the prefetch buffer has room for a full fetch batch (at
-   * most half the buffer), so that the next jobs arrive while the held ones
-   * still keep the workers busy.
+   * held or asked for it, or the prefetch buffer has room for a full fetch
+   * batch (at most a sixth of the buffer), so that the next jobs arrive
+   * while the held ones still keep the workers busy. A sixth: while a
+   * backlog lasts the server keeps up to three claims in flight
+   * (MAX_CLAIMS_IN_FLIGHT), each needing its batch of room, and half the
+   * buffer stays with the workers.
    */
   wantsClaim(): boolean {
     const prefetch = this.opts.prefetch ?? 0;
-    if (this.freeSlots() > this.buffered.length) return true;
-    return prefetch > 0 && this.claimCapacity() >= Math.min(this.opts.fetchBatchSize, Math.ceil(prefetch / 2));
+    if (this.freeSlots() > this.buffered.length + this.claiming) return true;
+    return prefetch > 0 && this.claimCapacity() >= Math.min(this.opts.fetchBatchSize, Math.ceil(prefetch / 6));
   }
 
-  /** How many more jobs a claim may take now: free workers plus room in the prefetch buffer. */
+  /** How many more jobs a claim may take now: free workers plus room in the prefetch buffer, less what claims in flight asked for. */
   claimCapacity(): number {
-    return Math.max(0, this.opts.concurrency + (this.opts.prefetch ?? 0) - this.running.size - this.buffered.length);
+    return Math.max(0, this.opts.concurrency + (this.opts.prefetch ?? 0) - this.running.size - this.buffered.length - this.claiming);
+  }
+
+  /** Claims in flight (see `fill`). */
+  get claimingCount(): number {
+    return this.claiming;
   }
 
   /** Resolves when the next running job finishes (at once if none runs). */
@@ -225,18 +235,26 @@ export class Processor {
    * Returns { claimed, started, unfit }.
    */
   async fill(options: { deadline?: number; limit?: number } = {}): Promise<{ claimed: number; started: number; unfit: number }> {
-    const capacity = options.deadline === undefined ? this.claimCapacity() : this.freeSlots() - this.buffered.length;
+    const capacity = options.deadline === undefined ? this.claimCapacity() : this.freeSlots() - this.buffered.length - this.claiming;
     const free = Math.min(capacity, this.opts.fetchBatchSize, options.limit ?? Infinity);
     if (free <= 0) return { claimed: 0, started: 0, unfit: 0 };
     const now = this.opts.clock.now();
     if (options.deadline !== undefined && options.deadline <= now) return { claimed: 0, started: 0, unfit: 0 };
-    const records = await this.storage.claim({
-      queues: this.opts.queues,
-      limit: free,
-      owner: this.opts.serverId,
-      leaseMs: this.opts.leaseMs,
-      now,
-    });
+    // Held for this claim until it answers, so that a concurrent claim
+    // cannot take the same room.
+    this.claiming += free;
+    let records: JobRecord[];
+    try {
+      records = await this.storage.claim({
+        queues: this.opts.queues,
+        limit: free,
+        owner: this.opts.serverId,
+        leaseMs: this.opts.leaseMs,
+        now,
+      });
+    } finally {
+      this.claiming -= free;
+    }
     if (options.deadline === undefined) {
       // Run what free workers can take now; hold the rest until a worker frees up.
       this.buffered.push(...records);

@@ -20,6 +20,16 @@ import type { WorkerRegistry } from "./registry.js";
 import { Scheduler, nextSlot } from "./scheduler.js";
 import type { RecurringDefinition, Storage } from "./storage.js";
 
+/**
+ * Claims a server with a prefetch buffer keeps in flight at once while a
+ * backlog lasts: the store works on the next batches while this process
+ * starts the last one. With one claim at a time, the claim round trip
+ * (store time plus decoding, ~70 µs a job on Postgres) bounded throughput
+ * while both cores still had room; three measured ~25% more jobs/s than
+ * one on Postgres (bench/, prefetch 500).
+ */
+export const MAX_CLAIMS_IN_FLIGHT = 3;
+
 export class BackgroundJobServer {
   readonly config: ResolvedServerConfig;
   readonly events = new Emitter<JobEventMap>();
@@ -165,38 +175,67 @@ export class BackgroundJobServer {
     });
   }
 
+  /**
+   * Claims while the server runs. One claim at a time, backing off while
+   * claims come back short; with a prefetch buffer and while claims come
+   * back full (a backlog), up to MAX_CLAIMS_IN_FLIGHT overlap, each holding
+   * its share of the room (see Processor.fill). Without prefetch claims stay
+   * one at a time: they are for idle workers, and overlapping ones would
+   * split a batch into more round trips. An idle server still sends one
+   * claim per polling interval.
+   */
   private async loop(): Promise<void> {
     const { pollingIntervalMs: base, maxPollingIntervalMs: max } = this.config;
     let idle = 0;
     let errors = 0;
+    let backlog = false;
+    const overlap = this.config.prefetch > 0;
+    const inFlight = new Set<Promise<void>>();
+    const claim = async (): Promise<number | Error> => {
+      const asked = Math.min(this.processor.claimCapacity(), this.config.fetchBatchSize);
+      try {
+        const { claimed } = await this.processor.fill();
+        errors = 0;
+        backlog = claimed > 0 && claimed === asked;
+        if (claimed > 0) idle = 0;
+        return claimed;
+      } catch (error) {
+        errors++;
+        backlog = false;
+        this.events.emit("storage:error", { operation: "claim", error });
+        this.logger.warn("claim failed; backing off", { error: String(error) });
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    };
     while (this.running) {
-      if (!this.processor.wantsClaim()) {
-        await this.processor.waitForCompletion(this.stopping!.signal);
+      if (inFlight.size >= (backlog && overlap ? MAX_CLAIMS_IN_FLIGHT : 1) || !this.processor.wantsClaim()) {
+        const waits: Array<Promise<unknown>> = [...inFlight];
+        if (this.processor.runningCount > 0 || waits.length === 0) waits.push(this.processor.waitForCompletion(this.stopping!.signal));
+        await Promise.race(waits);
         continue;
       }
       this.wakePending = false;
-      let asked = 0;
-      let claimed = 0;
-      try {
-        asked = Math.min(this.processor.claimCapacity(), this.config.fetchBatchSize);
-        ({ claimed } = await this.processor.fill());
-        errors = 0;
-      } catch (error) {
-        errors++;
-        this.events.emit("storage:error", { operation: "claim", error });
-        this.logger.warn("claim failed; backing off", { error: String(error) });
+      if (backlog && overlap) {
+        // Overlap: the loop goes on to the next claim (or waits for room).
+        const p: Promise<void> = claim().then(() => {
+          inFlight.delete(p);
+        });
+        inFlight.add(p);
+        continue;
+      }
+      const result = await claim();
+      if (!this.running) break;
+      if (result instanceof Error) {
         await sleep(Math.min(max, base * 2 ** Math.min(errors, 6)), this.stopping!.signal);
         continue;
       }
-      if (!this.running) break;
-      if (claimed > 0 && claimed === asked) {
-        idle = 0;
-        continue;
-      }
-      idle = claimed > 0 ? 0 : idle + 1;
+      if (backlog) continue;
+      idle = result > 0 ? 0 : idle + 1;
       const wait = Math.min(max, base * 2 ** Math.max(0, idle - 1));
       await this.waitForWake(wait * (0.9 + Math.random() * 0.2));
     }
+    // Jobs claimed after the stop go back with the held ones when the processor drains.
+    await Promise.all(inFlight);
   }
 
   private scheduleMaintenance(delay: number): void {

@@ -542,3 +542,77 @@ describe("prefetch claiming", () => {
     expect((await storage.stats()).states.enqueued).toBe(30);
   });
 });
+
+describe("claims in flight", () => {
+  /** Memory storage whose claims take `delayMs` to answer, counting claims in flight and jobs held (claimed, not yet completed). */
+  class SlowClaims extends MemoryStorage {
+    inFlight = 0;
+    maxInFlight = 0;
+    held = 0;
+    maxHeld = 0;
+    claims = 0;
+    constructor(private readonly delayMs: number) {
+      super({ maxFinishedJobs: 100_000 });
+    }
+    override async claim(req: Parameters<MemoryStorage["claim"]>[0]) {
+      this.claims++;
+      this.inFlight++;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      try {
+        await new Promise((r) => setTimeout(r, this.delayMs));
+        const got = await super.claim(req);
+        this.held += got.length;
+        this.maxHeld = Math.max(this.maxHeld, this.held);
+        return got;
+      } finally {
+        this.inFlight--;
+      }
+    }
+    override async complete(...args: Parameters<MemoryStorage["complete"]>) {
+      const res = await super.complete(...args);
+      this.held -= res.filter((r) => r.status === "applied").length;
+      return res;
+    }
+  }
+
+  async function runBacklog(storage: SlowClaims, configure: (c: ServerConfig) => ServerConfig, n: number) {
+    const runs = new Map<number, number>();
+    const registry = new WorkerRegistry().register("w", async (job) => {
+      const i = job.arguments[0] as number;
+      runs.set(i, (runs.get(i) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 1));
+    });
+    await storage.enqueue(Array.from({ length: n }, (_, i) => new Job("w", [i])));
+    const server = testServer(storage, registry, configure);
+    const done = waitForEvents(server, "job:succeeded", n);
+    await server.start();
+    await done;
+    await server.stop();
+    expect(runs.size).toBe(n);
+    expect([...runs.values()].every((c) => c === 1)).toBe(true);
+  }
+
+  it("with prefetch and a backlog, overlaps claims, never holding more than workers + prefetch", async () => {
+    const storage = new SlowClaims(15);
+    await runBacklog(storage, (c) => c.workerCount(4).prefetch(60).fetchBatchSize(60), 600);
+    expect(storage.maxInFlight).toBe(3);
+    expect(storage.maxHeld).toBeLessThanOrEqual(4 + 60);
+  });
+
+  it("without prefetch, claims one batch at a time", async () => {
+    const storage = new SlowClaims(5);
+    await runBacklog(storage, (c) => c.workerCount(4), 200);
+    expect(storage.maxInFlight).toBe(1);
+    expect(storage.maxHeld).toBeLessThanOrEqual(4);
+  });
+
+  it("an idle server with prefetch sends one claim at a time", async () => {
+    const storage = new SlowClaims(5);
+    const server = testServer(storage, new WorkerRegistry().register("w", () => {}), (c) => c.workerCount(4).prefetch(60).fetchBatchSize(60));
+    await server.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await server.stop();
+    expect(storage.claims).toBeGreaterThan(1);
+    expect(storage.maxInFlight).toBe(1);
+  });
+});

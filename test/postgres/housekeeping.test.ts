@@ -85,8 +85,8 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
     // The stale outcome is refused: that job is still processing, its unique key still held.
     expect((await storage.getRecord(ids[4]!))!.state).toBe(JobState.Processing);
     expect(await storage.enqueue(new Job("k", ["again"], { uniqueKey: "u-1" }))).toBe(ids[4]);
-    const [{ n }] = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".jobs`);
-    expect(Number(n)).toBe(3);
+    const [row] = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".jobs`);
+    expect(Number(row!.n)).toBe(3);
     // The throughput counts still see both finished jobs.
     const st = await storage.stats({ hours: 1 });
     expect(st.perHour.reduce((a, b) => a + b.succeeded, 0)).toBe(1);

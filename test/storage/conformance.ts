@@ -407,7 +407,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
 
       it("of two outcomes for one job in one batch, the first applies and the second is lost", async () => {
         const { storage, clock } = await fresh();
-        const [a, b] = await storage.enqueue([new Job("dup", ["a"]), new Job("dup", ["b"])]);
+        const [a, b] = (await storage.enqueue([new Job("dup", ["a"]), new Job("dup", ["b"])])) as [string, string];
         const claimed = await claimAll(storage, clock);
         const ra = claimed.find((r) => r.id === a)!;
         const rb = claimed.find((r) => r.id === b)!;
