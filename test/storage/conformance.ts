@@ -262,6 +262,16 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         expect(await claimAll(storage, clock)).toHaveLength(0);
       });
 
+      it("a claimed job's record is the stored one, history included, also through JSON", async () => {
+        const { storage, clock } = await fresh();
+        const id = await storage.enqueue(new Job("rec", [{ a: 1 }], { metadata: { m: "x" }, uniqueKey: "rec-1" }));
+        const [claimed] = await claimAll(storage, clock);
+        const stored = (await storage.getRecord(id))!;
+        expect(claimed!.history).toEqual(stored.history);
+        expect(claimed!.history.map((h) => h.state)).toEqual([JobState.Enqueued, JobState.Processing]);
+        expect(JSON.parse(JSON.stringify(claimed))).toEqual(JSON.parse(JSON.stringify(stored)));
+      });
+
       it("takes higher priority first, then the oldest", async () => {
         const { storage, clock } = await fresh();
         const low = await storage.enqueue(new Job("p", ["low"], { priority: -1 }));

@@ -20,7 +20,7 @@
  */
 import { sleep } from "../../../core/clock.js";
 import { ConfigError, StorageUnavailableError, ValidationError, type ErrorInfo } from "../../../core/errors.js";
-import { JobState, historyFromLines, type Job, type JobRecord } from "../../../core/job.js";
+import { JobState, LazyHistoryRecord, historyFromLines, type Job, type JobRecord } from "../../../core/job.js";
 import type { RetrySpec } from "../../../core/retry.js";
 import {
   HOUR,
@@ -345,15 +345,17 @@ export class PostgresStorage extends Storage {
     const owner = clean(req.owner);
     const leaseMs = Math.floor(req.leaseMs);
     const rows = await this.run(this.sql.claim, [JSON.stringify(req.queues), Math.floor(req.limit), req.now, owner, leaseMs]);
-    const jobs = claimOrder(rows, req.queues).map((row) => toRecord(row));
-    // The claim sets these to its parameters and does not send them back.
-    for (const job of jobs) {
-      job.state = JobState.Processing;
-      job.leaseOwner = owner;
-      job.leaseUntil = req.now + leaseMs;
-      job.updatedAt = req.now;
-    }
-    return jobs;
+    // The claim sets state, lease and updated_at to its parameters and does
+    // not send them back. The history is parsed if the job's worker reads it.
+    const leaseUntil = req.now + leaseMs;
+    return claimOrder(rows, req.queues).map((row) => {
+      const fields = recordFields(row);
+      fields.state = JobState.Processing;
+      fields.leaseOwner = owner;
+      fields.leaseUntil = leaseUntil;
+      fields.updatedAt = req.now;
+      return new LazyHistoryRecord(fields, row.history as string);
+    });
   }
 
   async extendLeases(leases: LeaseRef[], leaseMs: number, now: number): Promise<string[]> {
@@ -610,7 +612,14 @@ function claimOrder(rows: Row[], queues: string[]): Row[] {
 }
 
 function toRecord(row: Row): JobRecord {
-  const r: JobRecord = {
+  const r = recordFields(row) as JobRecord;
+  r.history = historyFromLines(row.history as string);
+  return r;
+}
+
+/** Every field of a row's record but its history. */
+function recordFields(row: Row): Omit<JobRecord, "history"> {
+  const r: Omit<JobRecord, "history"> = {
     id: row.id as string,
     name: row.name as string,
     args: json(row.args) as unknown[],
@@ -623,7 +632,6 @@ function toRecord(row: Row): JobRecord {
     updatedAt: num(row.updated_at),
     runAt: num(row.run_at),
     leaseToken: num(row.lease_token),
-    history: historyFromLines(row.history as string),
   };
   if (row.retry != null) r.retry = json(row.retry) as RetrySpec;
   if (row.timeout_ms != null) r.timeoutMs = num(row.timeout_ms);
