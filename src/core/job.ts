@@ -102,55 +102,16 @@ export interface JobRecord {
  * accessor of the class, so a spread (`{ ...record }`) leaves it out:
  * copy with `toJSON()`, which includes it, as JSON.stringify does.
  */
+// The fields of a JobRecord but its history, declared on the class below.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface LazyHistoryRecord extends Omit<JobRecord, "history"> {}
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class LazyHistoryRecord implements JobRecord {
-  id: string;
-  name: string;
-  args: unknown[];
-  queue: string;
-  priority: number;
-  state: JobState;
-  attempts: number;
-  maxAttempts: number;
-  retry?: RetrySpec;
-  timeoutMs?: number;
-  uniqueKey?: string;
-  metadata?: Record<string, unknown>;
-  createdAt: number;
-  updatedAt: number;
-  runAt: number;
-  leaseOwner?: string;
-  leaseUntil?: number;
-  leaseToken: number;
-  finishedAt?: number;
-  result?: unknown;
-  error?: ErrorInfo;
-  progress?: unknown;
   #lines: string;
   #history: HistoryEntry[] | undefined;
 
   constructor(fields: Omit<JobRecord, "history">, historyLines: string) {
-    this.id = fields.id;
-    this.name = fields.name;
-    this.args = fields.args;
-    this.queue = fields.queue;
-    this.priority = fields.priority;
-    this.state = fields.state;
-    this.attempts = fields.attempts;
-    this.maxAttempts = fields.maxAttempts;
-    this.createdAt = fields.createdAt;
-    this.updatedAt = fields.updatedAt;
-    this.runAt = fields.runAt;
-    this.leaseToken = fields.leaseToken;
-    if (fields.retry !== undefined) this.retry = fields.retry;
-    if (fields.timeoutMs !== undefined) this.timeoutMs = fields.timeoutMs;
-    if (fields.uniqueKey !== undefined) this.uniqueKey = fields.uniqueKey;
-    if (fields.metadata !== undefined) this.metadata = fields.metadata;
-    if (fields.leaseOwner !== undefined) this.leaseOwner = fields.leaseOwner;
-    if (fields.leaseUntil !== undefined) this.leaseUntil = fields.leaseUntil;
-    if (fields.finishedAt !== undefined) this.finishedAt = fields.finishedAt;
-    if (fields.result !== undefined) this.result = fields.result;
-    if (fields.error !== undefined) this.error = fields.error;
-    if (fields.progress !== undefined) this.progress = fields.progress;
+    Object.assign(this, fields);
     this.#lines = historyLines;
     this.#history = undefined;
   }

@@ -92,13 +92,21 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres claim pla
       const reads: Array<{ node: PlanNode; perOutcome: boolean }> = [];
       const walk = (n: PlanNode, perOutcome: boolean) => {
         if (n["Relation Name"] === "jobs" && n["Node Type"] !== "ModifyTable") reads.push({ node: n, perOutcome });
-        for (const c of n.Plans ?? []) walk(c, perOutcome || (n["Node Type"] === "Nested Loop" && c["Parent Relationship"] === "Inner"));
+        // A Materialize node reads its input once, whoever asks it again.
+        for (const c of n.Plans ?? []) walk(c, n["Node Type"] !== "Materialize" && (perOutcome || (n["Node Type"] === "Nested Loop" && c["Parent Relationship"] === "Inner" && c["Node Type"] !== "Materialize")));
       };
       walk(root!, false);
       expect(reads.length).toBeGreaterThan(0);
       for (const { node, perOutcome } of reads) {
-        expect(node["Node Type"]).toBe("Index Scan");
-        expect(perOutcome ? ["jobs_pkey"] : ["jobs_pkey", "jobs_processing_idx"]).toContain(node["Index Name"]);
+        if (perOutcome) {
+          expect(node).toMatchObject({ "Node Type": "Index Scan", "Index Name": "jobs_pkey" });
+          continue;
+        }
+        // Once per batch: an index scan or a bitmap of one of these indexes.
+        expect(["Index Scan", "Bitmap Heap Scan"]).toContain(node["Node Type"]);
+        const used = nodes(node).filter((n) => n["Index Name"] !== undefined);
+        expect(used.length).toBeGreaterThan(0);
+        for (const n of used) expect(["jobs_pkey", "jobs_processing_idx"]).toContain(n["Index Name"]);
       }
     }
   });

@@ -45,64 +45,47 @@ export interface Statements {
   schemaVersion: string;
 }
 
-/** Columns of a job as PostgresStorage reads them (JSON as text: parsed once, the same on every driver). */
+/** Columns of a job as PostgresStorage reads them (JSON as text: parsed once, the same on every driver): [column, as read]. */
+const JOB_COLUMNS: Array<[string, string]> = [
+  ["id", "id"],
+  ["name", "name"],
+  ["queue", "queue"],
+  ["priority", "priority"],
+  ["state", "state"],
+  ["attempts", "attempts"],
+  ["max_attempts", "max_attempts"],
+  ["retry", "retry::text AS retry"],
+  ["timeout_ms", "timeout_ms"],
+  ["unique_key", "unique_key"],
+  ["metadata", "metadata::text AS metadata"],
+  ["created_at", "created_at::text AS created_at"],
+  ["updated_at", "updated_at::text AS updated_at"],
+  ["run_at", "run_at::text AS run_at"],
+  ["lease_owner", "lease_owner"],
+  ["lease_until", "lease_until::text AS lease_until"],
+  ["lease_token", "lease_token::text AS lease_token"],
+  ["finished_at", "finished_at::text AS finished_at"],
+  ["args", "args::text AS args"],
+  ["result", "result::text AS result"],
+  ["error", "error::text AS error"],
+  ["progress", "progress::text AS progress"],
+  ["history", "history"],
+];
+
 export function jobColumns(t: string): string {
-  return [
-    `${t}.id`,
-    `${t}.name`,
-    `${t}.queue`,
-    `${t}.priority`,
-    `${t}.state`,
-    `${t}.attempts`,
-    `${t}.max_attempts`,
-    `${t}.retry::text AS retry`,
-    `${t}.timeout_ms`,
-    `${t}.unique_key`,
-    `${t}.metadata::text AS metadata`,
-    `${t}.created_at::text AS created_at`,
-    `${t}.updated_at::text AS updated_at`,
-    `${t}.run_at::text AS run_at`,
-    `${t}.lease_owner`,
-    `${t}.lease_until::text AS lease_until`,
-    `${t}.lease_token::text AS lease_token`,
-    `${t}.finished_at::text AS finished_at`,
-    `${t}.args::text AS args`,
-    `${t}.result::text AS result`,
-    `${t}.error::text AS error`,
-    `${t}.progress::text AS progress`,
-    `${t}.history`,
-  ].join(", ");
+  return JOB_COLUMNS.map(([, read]) => `${t}.${read}`).join(", ");
 }
+
+/** Set by the claim to its own parameters: the caller has them. */
+const SET_BY_CLAIM = new Set(["state", "lease_owner", "lease_until", "updated_at"]);
 
 /**
  * Columns of a claimed job: jobColumns without those the claim sets to its
- * own parameters (state, lease_owner, lease_until, updated_at: the caller
- * has them), plus seq, for the caller to put the jobs in claim order.
+ * own parameters, plus seq, for the caller to put the jobs in claim order.
  * Each column less is ~0.2 µs per job less to form, send and parse.
  */
 export function claimColumns(t: string): string {
-  return [
-    `${t}.id`,
-    `${t}.name`,
-    `${t}.queue`,
-    `${t}.priority`,
-    `${t}.attempts`,
-    `${t}.max_attempts`,
-    `${t}.retry::text AS retry`,
-    `${t}.timeout_ms`,
-    `${t}.unique_key`,
-    `${t}.metadata::text AS metadata`,
-    `${t}.created_at::text AS created_at`,
-    `${t}.run_at::text AS run_at`,
-    `${t}.lease_token::text AS lease_token`,
-    `${t}.seq::text AS seq`,
-    `${t}.finished_at::text AS finished_at`,
-    `${t}.args::text AS args`,
-    `${t}.result::text AS result`,
-    `${t}.error::text AS error`,
-    `${t}.progress::text AS progress`,
-    `${t}.history`,
-  ].join(", ");
+  return [...JOB_COLUMNS.filter(([c]) => !SET_BY_CLAIM.has(c)).map(([, read]) => `${t}.${read}`), `${t}.seq::text AS seq`].join(", ");
 }
 
 const FINISHED = `('succeeded', 'failed', 'deleted')`;
