@@ -210,10 +210,6 @@ export class Processor {
     return Math.max(0, this.opts.concurrency + (this.opts.prefetch ?? 0) - this.running.size - this.buffered.length - this.claiming);
   }
 
-  /** Claims in flight (see `fill`). */
-  get claimingCount(): number {
-    return this.claiming;
-  }
 
   /** Resolves when the next running job finishes (at once if none runs). */
   waitForCompletion(signal?: AbortSignal): Promise<void> {

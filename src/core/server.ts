@@ -230,7 +230,8 @@ export class BackgroundJobServer {
         continue;
       }
       if (backlog) continue;
-      idle = result > 0 ? 0 : idle + 1;
+      // claim() has set idle to 0 if it took jobs.
+      if (result === 0) idle++;
       const wait = Math.min(max, base * 2 ** Math.max(0, idle - 1));
       await this.waitForWake(wait * (0.9 + Math.random() * 0.2));
     }

@@ -90,6 +90,22 @@ describeWithService("redis", await serviceUp("redis"), "redis: retention", () =>
     expect(st.states.succeeded + st.states.failed + st.states.deleted).toBe(100);
   });
 
+  it("with maxFinishedJobs 0, the completion deletes a finished job (key, indexes, unique key) and still counts it", async () => {
+    const clock = new ManualClock();
+    const { storage, prefix } = await open((c) => c.withMaxFinishedJobs(0), clock);
+    const [done, retry] = (await storage.enqueue([new Job("k", ["done"], { uniqueKey: "u-0" }), new Job("k", ["retry"])])) as [string, string];
+    const claimed = await storage.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 30_000, now: clock.now() });
+    const byId = new Map(claimed.map((r) => [r.id, r]));
+    const res = await storage.complete([outcome(byId.get(done)!, JobState.Succeeded), outcome(byId.get(retry)!, JobState.AwaitingRetry, { runAt: clock.now() + 1000 })], clock.now());
+    expect(res.map((r) => r.status)).toEqual(["applied", "applied"]);
+    expect(await storage.get(done)).toBeNull();
+    expect((await storage.get(retry))!.state).toBe(JobState.AwaitingRetry);
+    expect((await scanKeys(REDIS_URL, `${prefix}*job:*`)).length).toBe(1);
+    expect(await storage.enqueue(new Job("k", [], { uniqueKey: "u-0" }))).not.toBe(done);
+    const st = await storage.stats({ hours: 1 });
+    expect(st.perHour.reduce((a, b) => a + b.succeeded, 0)).toBe(1);
+  });
+
   it("finished jobs older than the TTL go with the next write, on the caller's clock; live jobs stay", async () => {
     const clock = new ManualClock();
     const { storage, prefix } = await open((c) => c.withCompletedJobTtl(60_000), clock);

@@ -42,3 +42,13 @@ it("memory stays flat across 10,000 processed jobs", async () => {
   for (let round = 0; round < 20; round++) await finish(storage, clock, 500);
   expect((await storage.stats()).total).toBe(500);
 });
+
+it("with maxFinishedJobs 0, the completion deletes finished jobs and still counts them", async () => {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage({ clock, maxFinishedJobs: 0 });
+  const ids = await finish(storage, clock, 3, "z");
+  for (const id of ids) expect(await storage.get(id)).toBeNull();
+  expect((await storage.stats()).total).toBe(0);
+  expect((await storage.stats({ hours: 1 })).perHour.reduce((a, b) => a + b.succeeded, 0)).toBe(3);
+  expect(await storage.enqueue(new Job("r", [], { uniqueKey: "z0" }))).not.toBe(ids[0]);
+});
