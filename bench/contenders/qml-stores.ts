@@ -1,6 +1,6 @@
 /**
  * qml over Redis and PostgreSQL, each driver a contender, every setting at
- * qml's defaults (one TCP connection with auto-pipelining for Redis, a pool
+ * qml's defaults (one TCP connection for Redis, a pool
  * of 10 for Postgres). The HTTP paths go through the local gateways of
  * infra/, each in its own process, in front of the same servers: over the
  * internet each round trip would cost more, which batching amortises.
@@ -86,7 +86,7 @@ export function qmlRedisTcp(tuning: Tuning = {}): QueueAdapter {
   return qmlAdapter({
     ...variant("qml-redis", "qml · Redis (TCP)", tuning),
     store: "redis",
-    settings: settings("defaults (ioredis, one connection, auto-pipelining)", tuning),
+    settings: settings("defaults (ioredis, one connection)", tuning),
     async create(ns: string, e: Endpoints) {
       const storage = await createRedisStorage(new RedisConfig(e.redisUrl).withKeyPrefix(`${ns}:`));
       await storage.migrate();

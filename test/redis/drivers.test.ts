@@ -5,6 +5,7 @@
  */
 import * as esbuild from "esbuild";
 import { Miniflare } from "miniflare";
+import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
 import { ConfigError, Job, StorageUnavailableError } from "../../src/index.js";
@@ -69,6 +70,84 @@ describe("drivers", () => {
       expect((err as Error).message).toMatch(/^\[qml\] \[redis\] insert failed/);
       await s.close();
     }
+  });
+});
+
+/**
+ * A TCP pass-through to Redis that, once armed, holds every reply for
+ * `holdMs` and logs, in order, when a request carrying `marker` reached it
+ * and when a held reply went on to the client.
+ */
+async function startHoldingProxy(holdMs: number, marker: string) {
+  const [host, port] = ((u) => [u.hostname, Number(u.port || 6379)] as const)(new URL(REDIS_URL));
+  const log: string[] = [];
+  let armed = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, host);
+    sockets.add(client).add(upstream);
+    const drop = () => (client.destroy(), upstream.destroy());
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.on("data", (d: Buffer) => {
+      if (armed && d.includes(marker)) log.push("request");
+      upstream.write(d);
+    });
+    upstream.on("data", (d: Buffer) => {
+      if (!armed) return void client.write(d);
+      setTimeout(() => {
+        log.push("reply");
+        client.write(d);
+      }, holdMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  return {
+    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    log,
+    arm: () => void (armed = true),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describeWithService("redis", await serviceUp("redis"), "redis over TCP: calls are not held behind others", () => {
+  // ioredis's auto-pipelining sends one batch at a time: a call made while
+  // another awaits its reply waits for that reply before it is even sent (a
+  // claim behind a completion paid a whole extra round trip). The TCP driver
+  // turns it off by default; the connection still pipelines.
+  async function order(config: RedisConfig): Promise<string[]> {
+    const proxy = await startHoldingProxy(300, "qml-second-call");
+    const storage = await createRedisStorage(config.withUrl(proxy.url));
+    try {
+      await storage.driver.command(["PING"]);
+      proxy.arm();
+      const first = storage.driver.command(["PING"]);
+      await new Promise((r) => setTimeout(r, 20));
+      const second = storage.driver.command(["ECHO", "qml-second-call"]);
+      expect(await first).toBe("PONG");
+      expect(await second).toBe("qml-second-call");
+      return proxy.log.slice(0, 2);
+    } finally {
+      await storage.close();
+      await proxy.close();
+    }
+  }
+
+  it("by default a second call goes out while the first awaits its reply", async () => {
+    expect(new RedisConfig("redis://127.0.0.1:6379").resolve().autoPipelining).toBe(false);
+    expect(await order(new RedisConfig())).toEqual(["request", "reply"]);
+  });
+
+  it("withAutoPipelining(true) batches, and the second call waits for the first's reply (why it is off over TCP)", async () => {
+    expect(await order(new RedisConfig().withAutoPipelining(true))).toEqual(["reply", "request"]);
+  });
+
+  it("Upstash keeps auto-pipelining on by default: calls of one tick share one HTTP request", () => {
+    expect(new RedisConfig("https://x.upstash.io").withToken("t").resolve().autoPipelining).toBe(true);
+    expect(new RedisConfig("https://x.upstash.io").withToken("t").withAutoPipelining(false).resolve().autoPipelining).toBe(false);
   });
 });
 

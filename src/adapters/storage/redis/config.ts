@@ -27,6 +27,13 @@ export interface ResolvedRedisConfig {
   allowEviction: boolean;
   /** Upstash: retries of a request that failed on the network (the client's own retry). */
   retries: number;
+  /**
+   * Calls issued in the same tick go out together. On over HTTP (one
+   * request instead of several); off over TCP, where the connection
+   * pipelines anyway and ioredis's auto-pipelining holds every new command
+   * until the batch before it has its replies (measured: a claim waited
+   * for a completion's round trip; bench/README.md, "Redis over TCP").
+   */
   autoPipelining: boolean;
   /** Most delayed jobs a claim promotes before it claims. */
   promoteBatch: number;
@@ -57,7 +64,7 @@ export function redact(url: string): string {
 }
 
 export class RedisConfig {
-  private readonly c: Omit<ResolvedRedisConfig, "url" | "transport"> & { url: string | undefined };
+  private readonly c: Omit<ResolvedRedisConfig, "url" | "transport" | "autoPipelining"> & { url: string | undefined; autoPipelining: boolean | undefined };
 
   constructor(url?: string) {
     this.c = {
@@ -71,7 +78,7 @@ export class RedisConfig {
       maxFinishedJobs: 10_000,
       allowEviction: false,
       retries: 5,
-      autoPipelining: true,
+      autoPipelining: undefined,
       promoteBatch: 1000,
       pruneBatch: 1000,
     };
@@ -157,7 +164,11 @@ export class RedisConfig {
     this.c.retries = int("retries", n, 0, 20);
     return this;
   }
-  /** Batch commands issued together into one request (default on: fewer round trips under load). */
+  /**
+   * Send calls issued together as one batch (default: on over HTTP, one
+   * request instead of several; off over TCP, where ioredis's
+   * auto-pipelining would hold each call until the previous batch is answered).
+   */
   withAutoPipelining(on: boolean): this {
     this.c.autoPipelining = on === true;
     return this;
@@ -180,7 +191,7 @@ export class RedisConfig {
     if (transport === "upstash" && !this.c.token) {
       throw new ConfigError("[qml] [redis] an Upstash REST url needs a token: withToken(UPSTASH_REDIS_REST_TOKEN)");
     }
-    return { ...this.c, url, transport };
+    return { ...this.c, url, transport, autoPipelining: this.c.autoPipelining ?? transport === "upstash" };
   }
 
   toString(): string {
