@@ -108,7 +108,8 @@ export class BackgroundJobServer {
       for (const j of jobs) if (queues.has(j.queue)) soonest = Math.min(soonest, j.runAt);
       if (soonest <= now) this.wake();
       else if (soonest !== Infinity) this.wakeAt(soonest);
-    });
+      // early: on Redis over one connection the claim then goes right behind the insert.
+    }, { early: true });
     this.logger.info("server started", { workers: this.config.workerCount, queues: this.config.queues, storage: this.storage.kind });
     if (this.config.enableScheduler) this.scheduleMaintenance(0);
     this.loopDone = this.loop();

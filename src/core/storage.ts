@@ -185,6 +185,16 @@ export interface EnqueueListenerOptions {
    * process's own enqueues (an SQS or Queue notifier) passes false.
    */
   remote?: boolean;
+  /**
+   * Hear of this process's enqueues as soon as they are sent, not when the
+   * store confirms them, on a backend whose calls run in the order this
+   * process makes them (`callsRunInOrder`: Redis over one TCP connection):
+   * a claim made then is sent right behind the insert and finds its jobs,
+   * one round trip sooner. Elsewhere the listener hears of them when
+   * confirmed, as the others do; either way once per enqueue. Sent jobs may
+   * yet fail or turn out to exist already (unique key): for wake-ups only.
+   */
+  early?: boolean;
 }
 
 export const MINUTE = 60_000;
@@ -193,8 +203,7 @@ export const HOUR = 3_600_000;
 export abstract class Storage {
   abstract readonly kind: string;
   readonly clock: Clock;
-  /** Listener → whether it also wants other processes' enqueues. */
-  private readonly enqueueListeners = new Map<EnqueueListener, boolean>();
+  private readonly enqueueListeners = new Map<EnqueueListener, { remote: boolean; early: boolean }>();
 
   constructor(options: StorageOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -273,6 +282,16 @@ export abstract class Storage {
     return undefined;
   }
 
+  /**
+   * True when a call this object sends reaches the store after every call
+   * it sent before (one ordered connection), so that a claim sent while an
+   * insert is in flight runs after it. Lets `early` enqueue listeners hear
+   * of an insert when it is sent (see EnqueueListenerOptions). Default false.
+   */
+  protected get callsRunInOrder(): boolean {
+    return false;
+  }
+
   // --------------------------------------------------- the public surface
 
   /** Enqueues one job (returns its id) or many (returns their ids, in order, in one round trip). */
@@ -281,7 +300,10 @@ export abstract class Storage {
   async enqueue(input: Job | Job[]): Promise<string | string[]> {
     const { jobs, records, now } = this.prepareJobs(input);
     if (records.length === 0) return [];
-    const results = await this.insertJobs(records, now);
+    const inserting = this.insertJobs(records, now);
+    // The insert is on the wire: a claim sent now runs after it.
+    if (this.callsRunInOrder) this.emitEnqueued(records, "sent");
+    const results = await inserting;
     this.settleJobs(jobs, records, results, now);
     const created = results.flatMap((r, i) => (r.created ? [{ id: r.id, queue: records[i]!.queue, runAt: records[i]!.runAt }] : []));
     if (created.length > 0) this.emitEnqueued(created);
@@ -386,14 +408,20 @@ export abstract class Storage {
 
   /** Called with the jobs this process enqueued, so a local server wakes at once. */
   onEnqueue(listener: EnqueueListener, options: EnqueueListenerOptions = {}): () => void {
-    this.enqueueListeners.set(listener, options.remote !== false);
+    this.enqueueListeners.set(listener, { remote: options.remote !== false, early: options.early === true });
     return () => this.enqueueListeners.delete(listener);
   }
 
-  /** `origin` "remote": announced by the store for another process; only listeners that asked for those hear it. */
-  protected emitEnqueued(jobs: ReadonlyArray<{ id: string; queue: string; runAt: number }>, origin: "local" | "remote" = "local"): void {
-    for (const [l, remote] of this.enqueueListeners) {
-      if (origin === "remote" && !remote) continue;
+  /**
+   * `origin` "local": confirmed enqueues of this process; "remote": announced
+   * by the store for another process (only listeners that asked for those
+   * hear them); "sent": this process's insert is on the wire (only early
+   * listeners hear it, and they then skip its "local").
+   */
+  protected emitEnqueued(jobs: ReadonlyArray<{ id: string; queue: string; runAt: number }>, origin: "local" | "remote" | "sent" = "local"): void {
+    const ordered = origin === "local" && this.callsRunInOrder;
+    for (const [l, { remote, early }] of this.enqueueListeners) {
+      if (origin === "remote" ? !remote : origin === "sent" ? !early : early && ordered) continue;
       try {
         l(jobs);
       } catch {

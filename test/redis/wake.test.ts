@@ -1,7 +1,7 @@
 /** A job enqueued by one process wakes servers of another at once (PUBLISH on insert, SUBSCRIBE on the TCP driver). */
 import { afterAll, expect, it } from "vitest";
 import { BackgroundJobServer, Job, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
-import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { RedisConfig, createRedisStorage, loadIoredisDriver, type RedisDriver, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
 import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
 import { deleteKeys } from "./helpers.js";
 
@@ -29,6 +29,50 @@ describeWithService("redis", await serviceUp("redis"), "redis cross-process wake
     await producer.enqueue([new Job("w", [], { queue: "mail" }), new Job("w", [], { queue: "mail" }), new Job("w", [], { queue: "reports" })]);
     const jobs = await heard;
     expect(jobs.map((j) => j.queue).sort()).toEqual(["mail", "reports"]);
+  });
+
+  it("a server's claim for a job enqueued through its own storage is sent before the insert is answered (one connection)", async () => {
+    // No subscription (so no pub/sub wake-up): only the storage's own enqueue event wakes the server.
+    const inner = await loadIoredisDriver({ url: REDIS_URL });
+    const log: string[] = [];
+    const driver: RedisDriver = {
+      kind: inner.kind,
+      ordered: inner.ordered,
+      async evalScript(script, keys, args) {
+        if (script.name === "insert" || script.name === "claim") log.push(`${script.name} sent`);
+        const reply = await inner.evalScript(script, keys, args);
+        if (script.name === "insert") log.push("insert answered");
+        return reply;
+      },
+      command: (args) => inner.command(args),
+      loadScripts: (scripts) => inner.loadScripts(scripts),
+      close: () => inner.close(),
+    };
+    expect(driver.ordered).toBe(true);
+    const storage = await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(prefix), { driver });
+    await storage.migrate();
+    opened.push(storage);
+    const registry = new WorkerRegistry().register("early", () => WorkerResult.success("ran"));
+    const server = new BackgroundJobServer(
+      storage,
+      registry,
+      new ServerConfig("early").pollingInterval(60_000).maxPollingInterval(60_000).enableScheduler(false).logger(silentLogger),
+    );
+    const done = new Promise<unknown>((resolve) => server.on("job:succeeded", (e) => resolve(e.result)));
+    await server.start();
+    await new Promise((r) => setTimeout(r, 100));
+    await storage.enqueue(new Job("early", []));
+    expect(await done).toBe("ran");
+    await server.stop();
+    // Redis runs the claim after the insert (one connection, in order), one round trip sooner than after the reply.
+    const sent = log.indexOf("insert sent");
+    expect(log.slice(sent, sent + 3)).toEqual(["insert sent", "claim sent", "insert answered"]);
+  });
+
+  it("with several connections calls may overtake each other: no early claim", async () => {
+    const pooled = await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(prefix).withPoolSize(2));
+    opened.push(pooled);
+    expect(pooled.driver.ordered).toBe(false);
   });
 
   it("a server that polls once a minute runs a job enqueued elsewhere at once", async () => {

@@ -37,6 +37,11 @@ export interface RedisDriver {
    * only: the REST API has no subscriptions). Resolves to an unsubscribe.
    */
   subscribe?(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+  /**
+   * True when calls reach Redis in the order they are made (one TCP
+   * connection): a claim sent while an insert is in flight runs after it.
+   */
+  readonly ordered?: boolean;
   /** Releases connections. Idempotent. */
   close(): Promise<void>;
 }

@@ -169,6 +169,11 @@ export class RedisStorage extends Storage {
     return off;
   }
 
+  /** One ordered connection: a server's claim can go right behind this process's insert. */
+  protected override get callsRunInOrder(): boolean {
+    return this.driver.ordered === true;
+  }
+
   private onWake(message: string): void {
     let woken: Record<string, number>;
     try {

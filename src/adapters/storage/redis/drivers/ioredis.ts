@@ -41,6 +41,8 @@ export class IoredisDriver implements RedisDriver {
   private next = 0;
   private closed = false;
   private readonly subscribers = new Set<Redis>();
+  /** One connection (a Cluster may move commands between nodes' connections). */
+  readonly ordered: boolean;
 
   /** From a URL, or around clients you manage (a `Cluster` works: all our keys share one hash tag). */
   constructor(options: IoredisDriverOptions | { clients: Array<Redis | Cluster> }) {
@@ -48,11 +50,13 @@ export class IoredisDriver implements RedisDriver {
       if (options.clients.length === 0) throw new TypeError("[qml] [redis] IoredisDriver needs at least one client");
       this.clients = options.clients;
       this.owned = false;
+      this.ordered = options.clients.length === 1 && options.clients[0] instanceof Redis;
       return;
     }
     const timeout = options.commandTimeoutMs ?? 5000;
     const n = options.poolSize ?? 1;
     this.owned = true;
+    this.ordered = n === 1;
     this.clients = Array.from({ length: n }, () => {
       const client = new Redis(options.url, {
         lazyConnect: true,
