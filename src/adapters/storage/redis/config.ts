@@ -31,8 +31,8 @@ export interface ResolvedRedisConfig {
    * Calls issued in the same tick go out together. On over HTTP (one
    * request instead of several); off over TCP, where the connection
    * pipelines anyway and ioredis's auto-pipelining holds every new command
-   * until the batch before it has its replies (measured: a claim waited
-   * for a completion's round trip; bench/README.md, "Redis over TCP").
+   * until the batch before it has its replies (a claim waited for a
+   * completion's round trip; test/redis/drivers.test.ts shows the hold).
    */
   autoPipelining: boolean;
   /** Most delayed jobs a claim promotes before it claims. */

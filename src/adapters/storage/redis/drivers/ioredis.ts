@@ -9,7 +9,7 @@
  *   auto-pipelining sends one batch at a time: a claim issued while a
  *   completion's batch was in flight waited for its replies. Off, the
  *   latency phase of `npm run bench` drops by ~0.2 ms (two round trips)
- *   and processing throughput rises ~1.5x (bench/README.md).
+ *   and processing throughput rises ~1.5x (README, "Benchmarks").
  * - maxRetriesPerRequest 1 and a short reconnect backoff: with Redis down,
  *   a call fails within about a second (StorageUnavailableError) instead
  *   of queueing; the core's own retry (processor.flush) takes it from there.
