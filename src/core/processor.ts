@@ -195,9 +195,9 @@ export class Processor {
    * held or asked for it, or the prefetch buffer has room for a full fetch
    * batch (at most a sixth of the buffer), so that the next jobs arrive
    * while the held ones still keep the workers busy. A sixth: while a
-   * backlog lasts the server keeps up to three claims in flight
-   * (MAX_CLAIMS_IN_FLIGHT), each needing its batch of room, and half the
-   * buffer stays with the workers.
+   * backlog lasts the server keeps up to two claims in flight
+   * (MAX_CLAIMS_IN_FLIGHT), each needing its batch of room, and most of
+   * the buffer stays with the workers (a quarter measured no better).
    */
   wantsClaim(): boolean {
     const prefetch = this.opts.prefetch ?? 0;

@@ -25,10 +25,14 @@ import type { RecurringDefinition, Storage } from "./storage.js";
  * backlog lasts: the store works on the next batches while this process
  * starts the last one. With one claim at a time, the claim round trip
  * (store time plus decoding, ~70 µs a job on Postgres) bounded throughput
- * while both cores still had room; three measured ~25% more jobs/s than
- * one on Postgres (bench/, prefetch 500).
+ * while both cores still had room. Two, not three: on Postgres each claim
+ * in flight makes the next one step over the rows it has locked (SKIP
+ * LOCKED still visits them) and claims get smaller; in alternating runs
+ * (bench/tools/seam-timing.ts, prefetch 500, c=20) two took ~20% less
+ * PostgreSQL CPU per job than three and processed more jobs/s on Postgres
+ * and on Redis over TCP.
  */
-export const MAX_CLAIMS_IN_FLIGHT = 3;
+export const MAX_CLAIMS_IN_FLIGHT = 2;
 
 export class BackgroundJobServer {
   readonly config: ResolvedServerConfig;
