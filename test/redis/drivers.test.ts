@@ -119,7 +119,7 @@ describeWithService("redis", await serviceUp("redis"), "redis over TCP: calls ar
   // claim behind a completion paid a whole extra round trip). The TCP driver
   // turns it off by default; the connection still pipelines.
   async function order(config: RedisConfig): Promise<string[]> {
-    const proxy = await startHoldingProxy(300, "qml-second-call");
+    const proxy = await startHoldingProxy(1000, "qml-second-call");
     const storage = await createRedisStorage(config.withUrl(proxy.url));
     try {
       await storage.driver.command(["PING"]);
