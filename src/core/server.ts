@@ -106,13 +106,13 @@ export class BackgroundJobServer {
     this.running = true;
     this.stopping = new AbortController();
     const queues = new Set(this.config.queues);
+    // early: where the store keeps call order (Redis over one connection), the claim goes right behind the insert.
     this.unsubscribe = this.storage.onEnqueue((jobs) => {
       const now = this.config.clock.now();
       let soonest = Infinity;
       for (const j of jobs) if (queues.has(j.queue)) soonest = Math.min(soonest, j.runAt);
       if (soonest <= now) this.wake();
       else if (soonest !== Infinity) this.wakeAt(soonest);
-      // early: on Redis over one connection the claim then goes right behind the insert.
     }, { early: true });
     this.logger.info("server started", { workers: this.config.workerCount, queues: this.config.queues, storage: this.storage.kind });
     if (this.config.enableScheduler) this.scheduleMaintenance(0);
