@@ -9,7 +9,7 @@ import { loadEnvConfig, startNodeServer, type NodeServerHandle } from "../../src
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { eventually } from "./helpers/process.js";
 import { serviceAddress, testStore, viaPort, type Backend, type TestStore } from "./helpers/stores.js";
-import { TcpProxy } from "./helpers/tcp-proxy.js";
+import { TcpProxy } from "../helpers/tcp-proxy.js";
 
 interface Probe {
   status: number;

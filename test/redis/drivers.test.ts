@@ -5,12 +5,12 @@
  */
 import * as esbuild from "esbuild";
 import { Miniflare } from "miniflare";
-import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
 import { ConfigError, Job, StorageUnavailableError } from "../../src/index.js";
 import { RedisConfig, UpstashDriver, createRedisStorage } from "../../src/adapters/storage/redis/index.js";
 import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
+import { TcpProxy } from "../helpers/tcp-proxy.js";
 import { deleteKeys, freePort, prefixes } from "./helpers.js";
 
 const keys = prefixes("drivers");
@@ -79,38 +79,21 @@ describe("drivers", () => {
  * and when a held reply went on to the client.
  */
 async function startHoldingProxy(holdMs: number, marker: string) {
-  const [host, port] = ((u) => [u.hostname, Number(u.port || 6379)] as const)(new URL(REDIS_URL));
+  const u = new URL(REDIS_URL);
   const log: string[] = [];
   let armed = false;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(port, host);
-    sockets.add(client).add(upstream);
-    const drop = () => (client.destroy(), upstream.destroy());
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    client.on("data", (d: Buffer) => {
-      if (armed && d.includes(marker)) log.push("request");
-      upstream.write(d);
-    });
-    upstream.on("data", (d: Buffer) => {
-      if (!armed) return void client.write(d);
+  const proxy = new TcpProxy(u.hostname, Number(u.port || 6379), {
+    toService: (d) => void (armed && d.includes(marker) && log.push("request")),
+    toClient: (_d, forward) => {
+      if (!armed) return forward();
       setTimeout(() => {
         log.push("reply");
-        client.write(d);
+        forward();
       }, holdMs);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  return {
-    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    log,
-    arm: () => void (armed = true),
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
     },
-  };
+  });
+  const port = await proxy.up();
+  return { url: `redis://127.0.0.1:${port}`, log, arm: () => void (armed = true), close: () => proxy.down() };
 }
 
 describeWithService("redis", await serviceUp("redis"), "redis over TCP: calls are not held behind others", () => {

@@ -14,6 +14,21 @@ async function open(): Promise<RedisStorage> {
   return s;
 }
 
+/** A server that polls once a minute (so only a wake-up runs a job soon), and the result of its first job. */
+async function slowPollingServer(storage: RedisStorage, name: string, result: string) {
+  const registry = new WorkerRegistry().register(name, () => WorkerResult.success(result));
+  const server = new BackgroundJobServer(
+    storage,
+    registry,
+    new ServerConfig(name).pollingInterval(60_000).maxPollingInterval(60_000).enableScheduler(false).logger(silentLogger),
+  );
+  const done = new Promise<unknown>((resolve) => server.on("job:succeeded", (e) => resolve(e.result)));
+  await server.start();
+  // Its first (empty) claim and, where there is one, its subscription.
+  await new Promise((r) => setTimeout(r, 100));
+  return { server, done };
+}
+
 afterAll(async () => {
   await Promise.all(opened.map((s) => s.close()));
   await deleteKeys(REDIS_URL, `${prefix}*`);
@@ -52,15 +67,7 @@ describeWithService("redis", await serviceUp("redis"), "redis cross-process wake
     const storage = await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(prefix), { driver });
     await storage.migrate();
     opened.push(storage);
-    const registry = new WorkerRegistry().register("early", () => WorkerResult.success("ran"));
-    const server = new BackgroundJobServer(
-      storage,
-      registry,
-      new ServerConfig("early").pollingInterval(60_000).maxPollingInterval(60_000).enableScheduler(false).logger(silentLogger),
-    );
-    const done = new Promise<unknown>((resolve) => server.on("job:succeeded", (e) => resolve(e.result)));
-    await server.start();
-    await new Promise((r) => setTimeout(r, 100));
+    const { server, done } = await slowPollingServer(storage, "early", "ran");
     await storage.enqueue(new Job("early", []));
     expect(await done).toBe("ran");
     await server.stop();
@@ -78,15 +85,7 @@ describeWithService("redis", await serviceUp("redis"), "redis cross-process wake
   it("a server that polls once a minute runs a job enqueued elsewhere at once", async () => {
     const producer = await open();
     const consumer = await open();
-    const registry = new WorkerRegistry().register("wake_me", () => WorkerResult.success("awake"));
-    const server = new BackgroundJobServer(
-      consumer,
-      registry,
-      new ServerConfig("wake").pollingInterval(60_000).maxPollingInterval(60_000).enableScheduler(false).logger(silentLogger),
-    );
-    const done = new Promise<unknown>((resolve) => server.on("job:succeeded", (e) => resolve(e.result)));
-    await server.start();
-    await new Promise((r) => setTimeout(r, 100));
+    const { server, done } = await slowPollingServer(consumer, "wake_me", "awake");
     await producer.enqueue(new Job("wake_me", []));
     // Without the wake-up this would wait a minute and time the test out.
     expect(await done).toBe("awake");

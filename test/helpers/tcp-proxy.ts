@@ -1,9 +1,16 @@
 /**
  * A TCP proxy in front of a real service, so a test can take the service
  * away from one client (and give it back) without touching the server that
- * every other test file shares.
+ * every other test file shares, or watch and delay what passes.
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
+
+export interface TcpTap {
+  /** Sees each chunk on its way to the service (it is forwarded as is). */
+  toService?(data: Buffer): void;
+  /** Decides when each chunk from the service reaches the client: call `forward` (later, to delay it). */
+  toClient?(data: Buffer, forward: () => void): void;
+}
 
 export class TcpProxy {
   private server: Server | null = null;
@@ -13,6 +20,7 @@ export class TcpProxy {
   constructor(
     private readonly targetHost: string,
     private readonly targetPort: number,
+    private readonly tap: TcpTap = {},
   ) {}
 
   /** Listens (on the same port as before, after a `down()`). */
@@ -30,8 +38,11 @@ export class TcpProxy {
       };
       client.on("error", drop).on("close", drop);
       upstream.on("error", drop).on("close", drop);
+      const { toService, toClient } = this.tap;
+      if (toService) client.on("data", (d: Buffer) => toService(d));
       client.pipe(upstream);
-      upstream.pipe(client);
+      if (toClient) upstream.on("data", (d: Buffer) => toClient(d, () => void client.write(d)));
+      else upstream.pipe(client);
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
