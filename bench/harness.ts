@@ -296,7 +296,14 @@ export class Tracker {
     let duplicates = 0;
     for (let i = 0; i < this.expected; i++) if (this.runs[i]! > 1) duplicates += this.runs[i]! - 1;
     const missing = this.expected - this.distinct;
-    return { expected: this.expected, ran: this.ran, distinct: this.distinct, duplicates, missing, ok: duplicates === 0 && missing === 0 && this.ran === this.expected };
+    return {
+      expected: this.expected,
+      ran: this.ran,
+      distinct: this.distinct,
+      duplicates,
+      missing,
+      ok: duplicates === 0 && missing === 0 && this.ran === this.expected,
+    };
   }
 }
 
@@ -667,23 +674,31 @@ export async function runContender(adapter: QueueAdapter, runId: string, options
       }
     }
     if (phases.includes("requests")) {
-      result.requests = await phase("requests per job (c=20)", () => c.requestsPerJob(20, options.requestsJobs, options.bulkBatch), (error) => ({
-        concurrency: 20,
-        jobs: 0,
-        complete: false,
-        unit: "",
-        enqueueBulkPerJob: NaN,
-        processPerJob: NaN,
-        error,
-      }));
+      result.requests = await phase(
+        "requests per job (c=20)",
+        () => c.requestsPerJob(20, options.requestsJobs, options.bulkBatch),
+        (error) => ({
+          concurrency: 20,
+          jobs: 0,
+          complete: false,
+          unit: "",
+          enqueueBulkPerJob: NaN,
+          processPerJob: NaN,
+          error,
+        }),
+      );
     }
     if (phases.includes("idle")) {
-      result.idle = await phase("idle", () => c.idleRequests(options.idleConcurrency, options.idleWarmupMs, options.idleWindowMs), (error) => ({
-        windowMs: 0,
-        requestsPerMinute: NaN,
-        unit: "",
-        error,
-      }));
+      result.idle = await phase(
+        "idle",
+        () => c.idleRequests(options.idleConcurrency, options.idleWarmupMs, options.idleWindowMs),
+        (error) => ({
+          windowMs: 0,
+          requestsPerMinute: NaN,
+          unit: "",
+          error,
+        }),
+      );
     }
   } catch (e) {
     result.error = message(e);
@@ -701,10 +716,12 @@ export async function runContender(adapter: QueueAdapter, runId: string, options
 
 function summary(r: unknown): string {
   const o = r as Partial<ThroughputResult & LatencyResult & IdleResult & RequestsResult>;
-  if (o.perSecond !== undefined) return `${o.perSecond} jobs/s${o.complete ? "" : ` (partial: ${o.jobs} jobs)`}${o.exactlyOnce ? (o.exactlyOnce.ok ? ", exactly once" : o.exactlyOnce.duplicates > 0 ? ", RAN TWICE" : ", no duplicates") : ""}`;
+  if (o.perSecond !== undefined)
+    return `${o.perSecond} jobs/s${o.complete ? "" : ` (partial: ${o.jobs} jobs)`}${o.exactlyOnce ? (o.exactlyOnce.ok ? ", exactly once" : o.exactlyOnce.duplicates > 0 ? ", RAN TWICE" : ", no duplicates") : ""}`;
   if (o.p50 !== undefined) return `p50 ${o.p50} ms, p95 ${o.p95} ms, p99 ${o.p99} ms`;
   if (o.processPerJob !== undefined)
     return `${o.processPerJob} ${o.unit}/job processing, ${o.enqueueBulkPerJob}/job bulk enqueue${o.httpProcessPerJob !== undefined ? `; HTTP: ${o.httpProcessPerJob}/job, ${o.httpEnqueueBulkPerJob}/job` : ""}${o.complete ? "" : ` (partial: ${o.jobs} jobs)`}`;
-  if (o.requestsPerMinute !== undefined) return `${o.requestsPerMinute} ${o.unit}/min${o.httpRequestsPerMinute !== undefined ? `, ${o.httpRequestsPerMinute} HTTP requests/min` : ""}`;
+  if (o.requestsPerMinute !== undefined)
+    return `${o.requestsPerMinute} ${o.unit}/min${o.httpRequestsPerMinute !== undefined ? `, ${o.httpRequestsPerMinute} HTTP requests/min` : ""}`;
   return JSON.stringify(r);
 }

@@ -4,6 +4,7 @@
  * (no dependency).
  */
 import type { ContenderResult, LatencyResult, ThroughputResult } from "./harness.js";
+import { ratiosTable, roundsTable, type RoundsSummary } from "./rounds.js";
 
 export interface RunInfo {
   runId: string;
@@ -20,13 +21,21 @@ export interface RunInfo {
   commit: string | undefined;
   /** How qml's code ran: compiled JavaScript (the default) or TypeScript through tsx. */
   qmlCode?: string;
+  /** `--rounds`: how many times every contender ran, and the order of each round. */
+  rounds?: number;
+  order?: string[][];
   options: Record<string, unknown>;
 }
 
 export interface BenchReport {
   info: RunInfo;
+  /** One per contender; with more than one round, the medians over the rounds (`medianResult`). */
   results: ContenderResult[];
   targets: TargetResult[];
+  /** Every round's raw results, in the order they ran (more than one round only). */
+  rounds?: ContenderResult[][];
+  /** Medians, spreads and ratios over the rounds (more than one round only). */
+  summary?: RoundsSummary;
 }
 
 export interface TargetResult {
@@ -80,7 +89,16 @@ function exactlyOnce(r: ContenderResult): string {
 
 export function markdownTable(report: BenchReport): string {
   const conc = [...new Set(report.results.flatMap((r) => Object.keys(r.process)))].sort((a, b) => Number(a) - Number(b));
-  const head = ["contender", "enqueue (single)", "enqueue (bulk)", ...conc.map((c) => `process c=${c}`), "latency p50 / p95 / p99 ms", "requests/job (c=20)", "idle requests/min", "exactly once"];
+  const head = [
+    "contender",
+    "enqueue (single)",
+    "enqueue (bulk)",
+    ...conc.map((c) => `process c=${c}`),
+    "latency p50 / p95 / p99 ms",
+    "requests/job (c=20)",
+    "idle requests/min",
+    "exactly once",
+  ];
   const rows = report.results.map((r) => {
     const latency = r.latencyRemote ? `${fmtLatency(r.latency)}<br>separate producer: ${fmtLatency(r.latencyRemote)}` : fmtLatency(r.latency);
     const idle = r.idle
@@ -89,8 +107,21 @@ export function markdownTable(report: BenchReport): string {
         : `${fmtMs(r.idle.requestsPerMinute)} ${r.idle.unit.split(" ").pop()}${r.idle.httpRequestsPerMinute !== undefined ? ` (${fmtMs(r.idle.httpRequestsPerMinute)} HTTP)` : ""}`
       : "–";
     const q = r.requests;
-    const requests = !q ? "–" : q.error ? "error" : `${fmtPerJob(q.processPerJob)}${q.httpProcessPerJob !== undefined ? ` (${fmtPerJob(q.httpProcessPerJob)} HTTP)` : ""}${q.complete ? "" : "*"}`;
-    return [r.error && Object.keys(r.process).length === 0 && !r.enqueueSingle ? `${r.label} (error)` : r.label, fmtRate(r.enqueueSingle), fmtRate(r.enqueueBulk), ...conc.map((c) => fmtRate(r.process[c])), latency, requests, idle, exactlyOnce(r)];
+    const requests = !q
+      ? "–"
+      : q.error
+        ? "error"
+        : `${fmtPerJob(q.processPerJob)}${q.httpProcessPerJob !== undefined ? ` (${fmtPerJob(q.httpProcessPerJob)} HTTP)` : ""}${q.complete ? "" : "*"}`;
+    return [
+      r.error && Object.keys(r.process).length === 0 && !r.enqueueSingle ? `${r.label} (error)` : r.label,
+      fmtRate(r.enqueueSingle),
+      fmtRate(r.enqueueBulk),
+      ...conc.map((c) => fmtRate(r.process[c])),
+      latency,
+      requests,
+      idle,
+      exactlyOnce(r),
+    ];
   });
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   const align = ["---", ...head.slice(1).map(() => "---:")];
@@ -117,6 +148,7 @@ export function markdownReport(report: BenchReport): string {
   return [
     `Run \`${i.runId}\` on ${i.date.slice(0, 10)}: N = ${fmtInt(i.n)} jobs per phase, Node ${i.node}, ${i.cpus} CPUs (${i.cpuModel}), load average ${i.loadBefore[0]} before and ${i.loadAfter[0]} after${i.commit ? `, commit ${i.commit}` : ""}; qml ${i.qmlCode ?? "compiled"}.${i.quick ? " QUICK run: not representative." : ""}`,
     "",
+    ...roundsSection(report),
     markdownTable(report),
     "",
     "Throughput in jobs/s. `*` = partial: the phase reached its time limit before all N jobs ran; the rate is over the jobs that ran. Requests/job: store requests (Redis commands, SQL statements; HTTP requests in brackets) per job processed at concurrency 20. Idle: store requests per minute of one idle worker pool (concurrency 20) and producer.",
@@ -128,6 +160,21 @@ export function markdownReport(report: BenchReport): string {
     settingsList(report),
     "",
   ].join("\n");
+}
+
+/** With more than one round: the medians with their spreads and the ratios, before the table of medians. */
+export function roundsSection(report: BenchReport): string[] {
+  const s = report.summary;
+  if (!s || s.rounds < 2) return [];
+  return [
+    `Medians of ${s.rounds} rounds (min–max); the contenders alternated (order per round in latest.json, \`info.order\`).`,
+    "",
+    roundsTable(s),
+    "",
+    ...(s.ratios.length > 0 ? ["Ratios: the median of the per-round ratios (min–max).", "", ratiosTable(s), ""] : []),
+    "The table below and the targets are on the medians.",
+    "",
+  ];
 }
 
 // ---------------------------------------------------------------- targets
@@ -205,7 +252,9 @@ export function evaluateTargets(results: ContenderResult[]): TargetResult[] {
     out.push({
       target: `${r.label}: idle`,
       goal: ok ? `≤ 1 store request per polling interval (${fmtMs(idle.budgetPerMinute!)}/min)` : "≤ 1 store request per polling interval",
-      measured: ok ? `${fmtMs(idle.requestsPerMinute)} ${idle.unit}/min${idle.httpRequestsPerMinute !== undefined ? `, ${fmtMs(idle.httpRequestsPerMinute)} HTTP requests/min` : ""}` : "–",
+      measured: ok
+        ? `${fmtMs(idle.requestsPerMinute)} ${idle.unit}/min${idle.httpRequestsPerMinute !== undefined ? `, ${fmtMs(idle.httpRequestsPerMinute)} HTTP requests/min` : ""}`
+        : "–",
       met: ok ? idle.requestsPerMinute <= idle.budgetPerMinute! : null,
     });
   }
@@ -238,7 +287,12 @@ export function chartSvg(report: BenchReport): string {
     return { lo, hi, x: (v: number) => labelW + ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * plotW };
   };
 
-  const panel = (title: string, rows: Array<{ label: string; qml: boolean; bars: Array<{ v: number | undefined; color: string; text: string }> }>, legend: Array<[string, string]>, unit: (v: number) => string) => {
+  const panel = (
+    title: string,
+    rows: Array<{ label: string; qml: boolean; bars: Array<{ v: number | undefined; color: string; text: string }> }>,
+    legend: Array<[string, string]>,
+    unit: (v: number) => string,
+  ) => {
     const values = rows.flatMap((r) => r.bars.map((b) => b.v)).filter((v): v is number => v !== undefined && Number.isFinite(v) && v > 0);
     if (values.length === 0) return;
     const axis = logAxis(Math.min(...values), Math.max(...values));

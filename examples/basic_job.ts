@@ -3,7 +3,7 @@
  *
  *   npx tsx examples/basic_job.ts
  */
-import { BackgroundJobServer, Job, MemoryStorage, ServerConfig, WorkerRegistry, WorkerResult } from "../src/index.js";
+import { BackgroundJobServer, Job, Storage, memoryBackend, ServerConfig, WorkerRegistry, WorkerResult } from "../src/index.js";
 import type { Worker, WorkerContext } from "../src/index.js";
 
 class EmailWorker implements Worker {
@@ -15,7 +15,7 @@ class EmailWorker implements Worker {
   }
 }
 
-const storage = new MemoryStorage();
+const storage = new Storage(memoryBackend());
 const registry = new WorkerRegistry();
 registry.register(new EmailWorker());
 const job = new Job("send_email", ["user@example.com"]);

@@ -27,7 +27,9 @@ const clients = new WeakMap<Env, Promise<Client>>();
 function clientFor(env: Env): Promise<Client> {
   let c = clients.get(env);
   if (!c) {
-    c = storageFromEnv(env).then((storage) => createClient({ storage, notifier: createQueueNotifier(env.QML_QUEUE) }));
+    const storage = storageFromEnv(env);
+    // Wake-ups go through the storage's outbox: one message per enqueue, sent before `enqueue` returns.
+    c = storage.migrate().then(() => createClient({ storage, notifier: createQueueNotifier(env.QML_QUEUE) }));
     clients.set(env, c);
     c.catch(() => clients.delete(env));
   }

@@ -6,12 +6,12 @@
  *   npx tsx examples/dashboard_demo.ts
  *
  * Open the printed URL and log in with the printed token (or set
- * QML_DASHBOARD_ADMIN_TOKENS to choose one). QML_DASHBOARD_ADDR changes the
+ * QML_DASHBOARD_TOKEN to choose one). QML_DASHBOARD_ADDR changes the
  * address ("127.0.0.1:0" picks a free port); QML_DEMO_SECONDS stops the
  * demo after that many seconds. Ctrl-C stops it gracefully.
  */
-import { DashboardServer } from "../src/adapters/http/node.js";
-import { BackgroundJobServer, Job, MemoryStorage, RetryPolicy, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../src/index.js";
+import { DashboardServer } from "../src/adapters/runtime/node/dashboard-server.js";
+import { BackgroundJobServer, Job, Storage, memoryBackend, RetryPolicy, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../src/index.js";
 
 const pause = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -25,7 +25,7 @@ const pause = (ms: number, signal?: AbortSignal) =>
   });
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
-const storage = new MemoryStorage();
+const storage = new Storage(memoryBackend());
 const registry = new WorkerRegistry()
   .register("send_email", async (job, ctx) => {
     await pause(50 + Math.random() * 400, ctx.signal);
@@ -75,7 +75,7 @@ const dashboard = new DashboardServer(storage, { registry, logger: silentLogger 
 await server.start();
 const { url } = await dashboard.start(process.env.QML_DASHBOARD_ADDR ?? "127.0.0.1:8080");
 console.log(`dashboard: ${url}`);
-console.log(dashboard.token ? `token: ${dashboard.token}` : "token: the one in QML_DASHBOARD_ADMIN_TOKENS");
+console.log(dashboard.token ? `token: ${dashboard.token}` : "token: the one in QML_DASHBOARD_TOKEN");
 
 // The producer: a burst every 400 ms, like a busy web app.
 const stop = new AbortController();
@@ -86,7 +86,11 @@ const producer = (async () => {
     for (let i = 0, n = 1 + Math.floor(Math.random() * 6); i < n; i++) {
       switch (pick(["mail", "mail", "image", "card", "inventory", "report"] as const)) {
         case "mail":
-          burst.push(new Job("send_email", [`user${Math.floor(Math.random() * 900)}@example.com`, { template: pick(["welcome", "receipt", "reset"]) }], { queue: "mail" }));
+          burst.push(
+            new Job("send_email", [`user${Math.floor(Math.random() * 900)}@example.com`, { template: pick(["welcome", "receipt", "reset"]) }], {
+              queue: "mail",
+            }),
+          );
           break;
         case "image":
           burst.push(new Job("resize_image", [`photo-${Math.floor(Math.random() * 1e5)}.jpg`, pick([128, 256, 1024])]));
@@ -98,7 +102,12 @@ const producer = (async () => {
           burst.push(new Job("sync_inventory", [pick(["eu-west", "us-east", "ap-south"])], { maxAttempts: 1 }));
           break;
         case "report":
-          burst.push(new Job("build_report", [`sales-${new Date().toISOString().slice(0, 10)}`], { queue: "reports", delay: Math.random() < 0.5 ? 0 : Math.round(15_000 + Math.random() * 60_000) }));
+          burst.push(
+            new Job("build_report", [`sales-${new Date().toISOString().slice(0, 10)}`], {
+              queue: "reports",
+              delay: Math.random() < 0.5 ? 0 : Math.round(15_000 + Math.random() * 60_000),
+            }),
+          );
           break;
       }
     }

@@ -12,9 +12,9 @@
  * only `sqs:SendMessage` on that queue. Inside a Lambda, the function's own
  * credentials are used and nothing needs setting.
  */
-import { createClient } from "../src/index.js";
+import { Storage, createClient } from "../src/index.js";
 import { createSqsNotifier } from "../src/adapters/runtime/lambda/index.js";
-import { PostgresConfig, createPostgresStorage } from "../src/adapters/storage/postgres/index.js";
+import { PostgresConfig, postgresBackend } from "../src/adapters/storage/postgres/index.js";
 
 const queueUrl = process.env.QML_QUEUE_URL;
 const databaseUrl = process.env.DATABASE_URL;
@@ -24,9 +24,10 @@ if (!queueUrl || !databaseUrl) {
 }
 
 // The store the deployment uses (same schema); NOTIFY off: the wake-up goes over SQS.
-const storage = await createPostgresStorage(new PostgresConfig().withDatabaseUrl(databaseUrl).withMaxConnections(1).withNotify(false));
+const storage = new Storage(postgresBackend(new PostgresConfig().withDatabaseUrl(databaseUrl).withMaxConnections(1).withNotify(false)));
 const client = createClient({ storage, notifier: createSqsNotifier({ queueUrl }) });
 
+// Returns once the wake-up is sent: one message per enqueue.
 const id = await client.enqueue("send_email", [process.argv[2] ?? "ada@example.com"]);
 console.log(`enqueued ${id}; a consumer is being woken`);
 await storage.close();

@@ -7,20 +7,23 @@
  * the schema "qml_example", created on first run (withAutoMigrate) and left
  * in place; rerunning starts from the jobs of the previous run, purged.
  */
-import { ALL_STATES, BackgroundJobServer, Job, ServerConfig, WorkerRegistry, WorkerResult } from "../src/index.js";
-import { PostgresConfig, createPostgresStorage, type PgDriver } from "../src/adapters/storage/postgres/index.js";
+import pg from "pg";
+import { BackgroundJobServer, Job, ServerConfig, Storage, WorkerRegistry, WorkerResult } from "../src/index.js";
+import { PostgresConfig, postgresBackend } from "../src/adapters/storage/postgres/index.js";
 
 const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
-const storage = await createPostgresStorage(
-  new PostgresConfig()
-    .withDatabaseUrl(databaseUrl)
-    .withDriver("pg") // or "neon-ws" / "neon-http" for Neon (see the README)
-    .withSchema("qml_example")
-    .withMaxConnections(5)
-    .withAutoMigrate(true),
+const storage = new Storage(
+  postgresBackend(
+    new PostgresConfig()
+      .withDatabaseUrl(databaseUrl)
+      .withDriver("pg") // or "neon-ws" / "neon-http" for Neon (see the README)
+      .withSchema("qml_example")
+      .withMaxConnections(5),
+  ),
 );
-await storage.purgeFinished({ states: [...ALL_STATES] }); // a clean slate for reruns
+await storage.migrate();
+await storage.purgeFinished(); // a clean slate for reruns
 
 const registry = new WorkerRegistry().register("send_welcome", async (job, ctx) => {
   ctx.logger.info(`welcome mail to ${String(job.arguments[0])}`);
@@ -30,19 +33,19 @@ const registry = new WorkerRegistry().register("send_welcome", async (job, ctx) 
 // A plain enqueue, and one inside the application's own transaction: the
 // second job exists only because the transaction commits.
 await storage.enqueue(new Job("send_welcome", ["ada@example.com"]));
-const pool = (storage.driver as PgDriver).pool;
-const client = await pool.connect();
+const app = new pg.Client({ connectionString: databaseUrl });
+await app.connect();
 let inTx: string;
 try {
-  await client.query("BEGIN");
+  await app.query("BEGIN");
   // ... the application's own writes, e.g. INSERT INTO users ...
-  inTx = await storage.enqueueWith(client, new Job("send_welcome", ["grace@example.com"]));
-  await client.query("COMMIT");
+  inTx = await storage.enqueue(new Job("send_welcome", ["grace@example.com"]), { transaction: app });
+  await app.query("COMMIT");
 } catch (e) {
-  await client.query("ROLLBACK");
+  await app.query("ROLLBACK");
   throw e;
 } finally {
-  client.release();
+  await app.end();
 }
 
 const server = new BackgroundJobServer(storage, registry, new ServerConfig("pg-example").workerCount(4));

@@ -4,9 +4,9 @@
  *
  *   npx tsx examples/processing_demo.ts
  */
-import { BackgroundJobServer, Job, MemoryStorage, RetryPolicy, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../src/index.js";
+import { BackgroundJobServer, Job, Storage, memoryBackend, RetryPolicy, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../src/index.js";
 
-const storage = new MemoryStorage();
+const storage = new Storage(memoryBackend());
 const registry = new WorkerRegistry()
   .register("resize_image", async (job) => {
     await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
@@ -50,4 +50,4 @@ await server.stop();
 const stats = await storage.stats();
 console.log(`done in ${Date.now() - started} ms: ${succeeded} succeeded, ${retried} retried, ${failed} failed`);
 console.log("by state:", stats.states);
-console.log("by queue:", Object.fromEntries(stats.queues.map((q) => [q.name, q.counts.succeeded])));
+console.log("by queue:", Object.fromEntries(stats.queues.map((q) => [q.name, { succeeded: q.counts.succeeded, failed: q.counts.failed }])));

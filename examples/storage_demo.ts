@@ -9,14 +9,17 @@
  * PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test if
  * it answers; tables go in the schema "qml_demo".
  */
-import { ALL_STATES, Job, JobState, MemoryStorage, RetryPolicy, StorageUnavailableError, type Storage } from "../src/index.js";
-import { RedisConfig, createRedisStorage } from "../src/adapters/storage/redis/index.js";
-import { PostgresConfig, createPostgresStorage } from "../src/adapters/storage/postgres/index.js";
+import { Job, JobState, RetryPolicy, Storage, StorageUnavailableError, WorkerRegistry, WorkerResult, memoryBackend, tick } from "../src/index.js";
+import { RedisConfig, redisBackend } from "../src/adapters/storage/redis/index.js";
+import { PostgresConfig, postgresBackend } from "../src/adapters/storage/postgres/index.js";
 
 async function demo(label: string, storage: Storage): Promise<void> {
   console.log(`\n=== ${label} ===`);
   await storage.migrate();
-  await storage.purgeFinished({ states: [...ALL_STATES] }); // a clean slate for reruns
+  // A clean slate for reruns: every job finished, then purged.
+  const { items } = await storage.list({ state: [JobState.Scheduled, JobState.Enqueued, JobState.AwaitingRetry, JobState.Processing] }, { limit: 500 });
+  await storage.delete(items.map((j) => j.id));
+  await storage.purgeFinished();
 
   // Enqueue: one job, a delayed one, and a deduplicated pair.
   const email = await storage.enqueue(new Job("send_email", ["ada@example.com"], { queue: "mail", priority: 5, retry: RetryPolicy.fixed(1000) }));
@@ -25,28 +28,27 @@ async function demo(label: string, storage: Storage): Promise<void> {
   const again = await storage.enqueue(new Job("charge", [42], { uniqueKey: "order:42" }));
   console.log("enqueued", { email, report, charge, deduplicated: again === charge });
 
-  // What a server does: claim a batch under a lease, run, record outcomes (fenced by the lease token).
-  const now = storage.clock.now();
-  const claimed = await storage.claim({ queues: ["mail", "default"], limit: 10, owner: "demo-server", leaseMs: 30_000, now });
-  console.log("claimed", claimed.map((r) => `${r.name} (attempt ${r.attempts}, token ${r.leaseToken})`));
-  const results = await storage.complete(
-    claimed.map((r) =>
-      r.name === "send_email"
-        ? { id: r.id, token: r.leaseToken, state: JobState.Succeeded, result: { sent: true }, reason: "succeeded", worker: "demo-server/1" }
-        : { id: r.id, token: r.leaseToken, state: JobState.AwaitingRetry, runAt: now + 1000, error: { name: "Error", message: "card declined" }, reason: "retry 2/3 in 1000 ms", worker: "demo-server/2" },
-    ),
-    storage.clock.now(),
-  );
-  console.log("completed", results.map((r) => r.status));
+  // What a server does: claim under a lease, run, record the outcome (fenced by the lease token).
+  const registry = new WorkerRegistry()
+    .register("send_email", () => WorkerResult.success({ sent: true }))
+    .register("charge", () => WorkerResult.retry(new Error("card declined"), { delay: 60_000 }));
+  const report1 = await tick({ storage, registry, deadline: Date.now() + 5000, queues: ["mail", "default"] });
+  console.log("one pass:", { succeeded: report1.succeeded, retried: report1.retried });
 
   const job = (await storage.get(email))!;
   console.log("send_email is", job.state, "with result", job.result, "history", job.history.map((h) => h.state).join(" → "));
 
   const page = await storage.list({ state: [JobState.Scheduled, JobState.AwaitingRetry] }, { limit: 10, sort: "runAt", order: "asc" });
-  console.log("waiting", page.items.map((j) => `${j.name} at ${j.runAt?.toISOString()}`));
+  console.log(
+    "waiting",
+    page.items.map((j) => `${j.name} at ${j.runAt?.toISOString()}`),
+  );
 
   await storage.addOrUpdateRecurring("nightly-cleanup", "0 3 * * *", "cleanup", [], { timezone: "Europe/Paris" });
-  console.log("recurring", (await storage.listRecurring()).map((d) => `${d.id}: ${d.cron} ${d.timezone ?? "UTC"}`));
+  console.log(
+    "recurring",
+    (await storage.listRecurring()).map((d) => `${d.id}: ${d.cron} ${d.timezone ?? "UTC"}`),
+  );
 
   const stats = await storage.stats({ minutes: 5, hours: 1 });
   console.log("stats", stats.states, "succeeded this minute:", stats.perMinute.at(-1)!.succeeded);
@@ -57,14 +59,14 @@ async function demo(label: string, storage: Storage): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  await demo("memory", new MemoryStorage());
+  await demo("memory", new Storage(memoryBackend()));
 
   const url = process.env.REDIS_URL ?? process.env.UPSTASH_REDIS_REST_URL ?? "redis://127.0.0.1:6379";
   const config = new RedisConfig(url).withKeyPrefix("qml-demo:").withCommandTimeout(2000).withRetries(1);
   if (process.env.UPSTASH_REDIS_REST_TOKEN) config.withToken(process.env.UPSTASH_REDIS_REST_TOKEN);
-  const redis = await createRedisStorage(config);
+  const redis = new Storage(redisBackend(config));
   try {
-    await demo(`redis (${redis.driver.kind})`, redis);
+    await demo(`redis (${redis.driver.transport})`, redis);
   } catch (e) {
     await redis.close();
     if (!(e instanceof StorageUnavailableError) || process.env.REDIS_URL) throw e;
@@ -72,7 +74,9 @@ async function main(): Promise<void> {
   }
 
   const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-  const postgres = await createPostgresStorage(new PostgresConfig().withDatabaseUrl(databaseUrl).withSchema("qml_demo").withConnectTimeout(2000).withNotify(false));
+  const postgres = new Storage(
+    postgresBackend(new PostgresConfig().withDatabaseUrl(databaseUrl).withSchema("qml_demo").withConnectTimeout(2000).withNotify(false)),
+  );
   try {
     await demo("postgres (pg)", postgres);
   } catch (e) {

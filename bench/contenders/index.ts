@@ -6,7 +6,7 @@
  */
 import type { QueueAdapter, Store } from "../harness.js";
 import { qmlMemory } from "./qml.js";
-import { qmlPostgresNeonHttp, qmlPostgresNeonWs, qmlPostgresPg, qmlRedisTcp, qmlRedisUpstash } from "./qml-stores.js";
+import { qmlPostgresNeonHttp, qmlPostgresNeonWs, qmlPostgresPg, qmlRedisTcp, qmlRedisUpstash, qmlSqlite } from "./qml-stores.js";
 
 export interface ContenderEntry {
   store: Store;
@@ -25,13 +25,19 @@ async function load(file: string, factory: string): Promise<QueueAdapter> {
 
 export const CONTENDERS: Record<string, ContenderEntry> = {
   "qml-memory": { store: "memory", peer: false, load: async () => qmlMemory() },
+  "qml-memory-keylimit": { store: "memory", peer: false, load: async () => qmlMemory({ keyLimit: true }) },
+  "qml-sqlite": { store: "memory", peer: false, load: async () => qmlSqlite() },
+  "qml-sqlite-prefetch": { store: "memory", peer: false, load: async () => qmlSqlite({ prefetch: true }) },
+  "qml-sqlite-keylimit": { store: "memory", peer: false, load: async () => qmlSqlite({ keyLimit: true }) },
   "qml-redis": { store: "redis", peer: false, load: async () => qmlRedisTcp() },
   "qml-redis-prefetch": { store: "redis", peer: false, load: async () => qmlRedisTcp({ prefetch: true }) },
+  "qml-redis-keylimit": { store: "redis", peer: false, load: async () => qmlRedisTcp({ keyLimit: true }) },
   "qml-redis-upstash": { store: "redis", peer: false, load: async () => qmlRedisUpstash() },
   "qml-redis-upstash-prefetch": { store: "redis", peer: false, load: async () => qmlRedisUpstash({ prefetch: true }) },
   bullmq: { store: "redis", peer: true, load: () => load("./bullmq.ts", "bullmq") },
   "qml-pg": { store: "postgres", peer: false, load: async () => qmlPostgresPg() },
   "qml-pg-prefetch": { store: "postgres", peer: false, load: async () => qmlPostgresPg({ prefetch: true }) },
+  "qml-pg-keylimit": { store: "postgres", peer: false, load: async () => qmlPostgresPg({ keyLimit: true }) },
   "qml-pg-prefetch-keep0": { store: "postgres", peer: false, load: async () => qmlPostgresPg({ prefetch: true, keepNone: true }) },
   "qml-neon-ws": { store: "postgres", peer: false, load: async () => qmlPostgresNeonWs() },
   "qml-neon-ws-prefetch": { store: "postgres", peer: false, load: async () => qmlPostgresNeonWs({ prefetch: true }) },

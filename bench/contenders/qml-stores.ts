@@ -1,15 +1,21 @@
 /**
- * qml over Redis and PostgreSQL, each driver a contender, every setting at
- * qml's defaults (one TCP connection for Redis, a pool
- * of 10 for Postgres). The HTTP paths go through the local gateways of
- * infra/, each in its own process, in front of the same servers: over the
- * internet each round trip would cost more, which batching amortises.
+ * qml over Redis, PostgreSQL and SQLite, each driver a contender, every
+ * setting at qml's defaults (one TCP connection for Redis, a pool of 10 for
+ * Postgres, one better-sqlite3 connection for SQLite). The HTTP paths go
+ * through the local gateways of infra/, each in its own process, in front
+ * of the same servers: over the internet each round trip would cost more,
+ * which batching amortises.
  */
 import { fork } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import ws from "ws";
-import { PostgresConfig, createPostgresStorage } from "../../src/adapters/storage/postgres/index.js";
-import { RedisConfig, createRedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
+import { RedisConfig, redisBackend } from "../../src/adapters/storage/redis/index.js";
+import { SqliteConfig, sqliteBackend } from "../../src/adapters/storage/sqlite/index.js";
+import { Storage } from "../../src/index.js";
 import type { GatewayInfo } from "../gateway-process.js";
 import type { Endpoints, QueueAdapter } from "../harness.js";
 import { qmlAdapter } from "./qml.js";
@@ -23,11 +29,16 @@ import { qmlAdapter } from "./qml.js";
 async function spawnGateway<K extends GatewayInfo["kind"]>(kind: K, upstream: string): Promise<Extract<GatewayInfo, { kind: K }> & { close(): Promise<void> }> {
   const execArgv = process.execArgv.filter((a) => !a.startsWith("--cpu-prof"));
   if (!execArgv.includes("tsx") && !execArgv.some((a) => a.includes("tsx"))) execArgv.unshift("--import", "tsx");
-  const child = fork(fileURLToPath(new URL("../gateway-process.ts", import.meta.url)), [kind, upstream], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(new URL("../gateway-process.ts", import.meta.url)), [kind, upstream], {
+    execArgv,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const stopChild = () => child.kill("SIGTERM");
   process.once("exit", stopChild);
   const info = await new Promise<GatewayInfo>((resolve, reject) => {
-    child.once("message", (m: { type: string; info: GatewayInfo }) => (m.type === "ready" ? resolve(m.info) : reject(new Error(`[bench] unexpected message from the ${kind} gateway`))));
+    child.once("message", (m: { type: string; info: GatewayInfo }) =>
+      m.type === "ready" ? resolve(m.info) : reject(new Error(`[bench] unexpected message from the ${kind} gateway`)),
+    );
     child.once("exit", (code) => reject(new Error(`[bench] the ${kind} gateway exited (${code}) before it was ready`)));
   });
   return {
@@ -67,17 +78,27 @@ class Gateways<K extends GatewayInfo["kind"]> {
 export interface Tuning {
   prefetch?: boolean;
   keepNone?: boolean;
+  /** Every job under a per-key concurrency limit it never reaches (qml.ts: KEYS, KEY_LIMIT). */
+  keyLimit?: boolean;
 }
 
 function variant(name: string, label: string, tuning: Tuning) {
+  if (tuning.keyLimit) return { name: `${name}-keylimit`, label: `${label} + per-key limit`, keyLimit: true };
   if (!tuning.prefetch) return { name, label };
   if (tuning.keepNone) return { name: `${name}-prefetch-keep0`, label: `${label} + prefetch, keep 0`, prefetch: true };
   return { name: `${name}-prefetch`, label: `${label} + prefetch`, prefetch: true };
 }
 
 function settings(defaults: string, tuning: Tuning): string {
+  if (tuning.keyLimit) return `${defaults}; each job with concurrency { key: one of 10, limit: 1000 } (never reached: the figure is the limit's cost)`;
   const keep = tuning.keepNone ? "maxFinishedJobs(0) (finished jobs deleted as they finish, as graphile-worker does), " : "";
   return tuning.prefetch ? `prefetch(500), fetchBatchSize(500) (graphile-worker fast's localQueue.size 500), ${keep}otherwise ${defaults}` : defaults;
+}
+
+/** A storage whose schema is in place before the contender's clock starts. */
+async function migrated(storage: Storage): Promise<Storage> {
+  await storage.migrate();
+  return storage;
 }
 
 // -------------------------------------------------------------------- Redis
@@ -88,7 +109,7 @@ export function qmlRedisTcp(tuning: Tuning = {}): QueueAdapter {
     store: "redis",
     settings: settings("defaults (ioredis, one connection)", tuning),
     async create(ns: string, e: Endpoints) {
-      const storage = await createRedisStorage(new RedisConfig(e.redisUrl).withKeyPrefix(`${ns}:`));
+      const storage = new Storage(redisBackend(new RedisConfig(e.redisUrl).withKeyPrefix(`${ns}:`)));
       await storage.migrate();
       return storage;
     },
@@ -104,7 +125,7 @@ export function qmlRedisUpstash(tuning: Tuning = {}): QueueAdapter {
     settings: settings("defaults (@upstash/redis, auto-pipelining), local REST gateway in its own process", tuning),
     async create(ns: string, e: Endpoints) {
       const gw = await gateways.get(e.redisUrl);
-      const storage = await createRedisStorage(new RedisConfig(gw.url).withToken(gw.token).withKeyPrefix(`${ns}:`));
+      const storage = new Storage(redisBackend(new RedisConfig(gw.url).withToken(gw.token).withKeyPrefix(`${ns}:`)));
       await storage.migrate();
       return storage;
     },
@@ -121,7 +142,7 @@ export function qmlPostgresPg(tuning: Tuning = {}): QueueAdapter {
     settings: settings("defaults (pg pool of 10, LISTEN/NOTIFY)", tuning),
     create: (ns: string, e: Endpoints) => {
       const config = new PostgresConfig().withDatabaseUrl(e.databaseUrl).withDriver("pg").withSchema(ns).withAutoMigrate(true);
-      return createPostgresStorage(tuning.keepNone ? config.withMaxFinishedJobs(0) : config);
+      return migrated(new Storage(postgresBackend(tuning.keepNone ? config.withMaxFinishedJobs(0) : config)));
     },
   });
 }
@@ -142,21 +163,25 @@ export function qmlPostgresNeonWs(tuning: Tuning = {}): QueueAdapter {
     settings: settings("defaults (Neon Pool of 10, coalesceWrites off), local WebSocket gateway in its own process", tuning),
     async create(ns: string, e: Endpoints) {
       const gw = await gateways.get(e.databaseUrl);
-      return createPostgresStorage(
-        new PostgresConfig()
-          .withDatabaseUrl(e.databaseUrl)
-          .withDriver("neon-ws")
-          .withNeonSocket({
-            webSocketConstructor: ws,
-            wsProxy: wsProxy(gw),
-            useSecureWebSocket: false,
-            pipelineConnect: false,
-            pipelineTLS: false,
-            // The default adds about 1 ms per query in Node (TOOLCHAIN.md).
-            coalesceWrites: false,
-          })
-          .withSchema(ns)
-          .withAutoMigrate(true),
+      return migrated(
+        new Storage(
+          postgresBackend(
+            new PostgresConfig()
+              .withDatabaseUrl(e.databaseUrl)
+              .withDriver("neon-ws")
+              .withNeonSocket({
+                webSocketConstructor: ws,
+                wsProxy: wsProxy(gw),
+                useSecureWebSocket: false,
+                pipelineConnect: false,
+                pipelineTLS: false,
+                // The default adds about 1 ms per query in Node (TOOLCHAIN.md).
+                coalesceWrites: false,
+              })
+              .withSchema(ns)
+              .withAutoMigrate(true),
+          ),
+        ),
       );
     },
     close: () => gateways.close(),
@@ -172,10 +197,46 @@ export function qmlPostgresNeonHttp(tuning: Tuning = {}): QueueAdapter {
     settings: settings("defaults (neon() over HTTP, no LISTEN), local /sql gateway in its own process", tuning),
     async create(ns: string, e: Endpoints) {
       const gw = await gateways.get(e.databaseUrl);
-      return createPostgresStorage(
-        new PostgresConfig().withDatabaseUrl(e.databaseUrl).withDriver("neon-http").withNeonFetchEndpoint(gw.fetchEndpoint).withSchema(ns).withAutoMigrate(true),
+      return migrated(
+        new Storage(
+          postgresBackend(
+            new PostgresConfig()
+              .withDatabaseUrl(e.databaseUrl)
+              .withDriver("neon-http")
+              .withNeonFetchEndpoint(gw.fetchEndpoint)
+              .withSchema(ns)
+              .withAutoMigrate(true),
+          ),
+        ),
       );
     },
     close: () => gateways.close(),
+  });
+}
+
+// ------------------------------------------------------------------- SQLite
+
+/**
+ * SQLite in the contender's process (better-sqlite3), a file per phase on
+ * the local disk (the temporary folder; on this machine the same ext4 disk
+ * as PostgreSQL's data), WAL and synchronous NORMAL as the driver sets
+ * them. `store: "memory"` in the harness's sense: there is no server to
+ * reach, so the requests phase counts storage calls (each one batch, one
+ * transaction), as for the memory store.
+ */
+export function qmlSqlite(tuning: Tuning = {}): QueueAdapter {
+  let dir: string | undefined;
+  return qmlAdapter({
+    ...variant("qml-sqlite", "qml · SQLite (better-sqlite3)", tuning),
+    store: "memory",
+    settings: settings("defaults (better-sqlite3, WAL, synchronous NORMAL), a file on the local disk", tuning),
+    async create(ns: string) {
+      dir ??= mkdtempSync(join(tmpdir(), "qml-bench-sqlite-"));
+      return migrated(new Storage(sqliteBackend(new SqliteConfig(join(dir, `${ns}.db`)))));
+    },
+    async close() {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
+    },
   });
 }

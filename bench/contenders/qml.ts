@@ -6,52 +6,44 @@
  *
  * The Redis and Postgres variants are in qml-stores.ts.
  */
-import { BackgroundJobServer, Job, ServerConfig, Storage, WorkerRegistry, silentLogger } from "../../src/index.js";
-import { MemoryStorage } from "../../src/adapters/storage/memory/index.js";
+import { BackgroundJobServer, Job, ServerConfig, Storage, WorkerRegistry, memoryBackend, silentLogger, type JobOptions } from "../../src/index.js";
+import { type StorageDriver } from "../../src/core/driver.js";
 import type { Endpoints, Handler, Namespace, Payload, Phase, Producer, QueueAdapter, RunningWorker, Store } from "../harness.js";
 
 const JOB = "bench";
 const POLLING_INTERVAL_MS = 1000;
 /** Jobs held ahead of workers in the prefetch variants: graphile-worker (fast)'s `localQueue: { size: 500 }`. */
 const PREFETCH = 500;
+/**
+ * The per-key limit variants: each job carries a concurrency key, one of
+ * KEYS, limited to KEY_LIMIT: a limit the run never reaches (KEYS ×
+ * KEY_LIMIT is far above any phase's concurrency), so the figure is what
+ * the limit costs the store and the claim, not what it holds back.
+ */
+const KEYS = 10;
+const KEY_LIMIT = 1000;
 
-/** The storage methods that are one store round trip each (the seam). */
-const SEAM = new Set([
-  "migrate",
-  "insertJobs",
-  "claim",
-  "extendLeases",
-  "complete",
-  "promoteDue",
-  "reclaimExpired",
-  "getRecord",
-  "listRecords",
-  "statsAt",
-  "transition",
-  "purge",
-  "setProgress",
-  "upsertRecurring",
-  "listRecurring",
-  "removeRecurring",
-  "markRecurringFired",
-]);
-
-/** The same storage, reporting every seam call (the memory store's "requests"; timings for the tools). */
-function instrumentedStorage<S extends Storage>(storage: S, onCall: NonNullable<Endpoints["onStoreCall"]>): S {
-  return new Proxy(storage, {
+/**
+ * The same storage over a driver that reports every call (the memory
+ * store's "requests"; timings for the tools). Every driver method is one
+ * store round trip.
+ */
+function instrumentedStorage(storage: Storage, onCall: NonNullable<Endpoints["onStoreCall"]>): Storage {
+  const driver = new Proxy(storage.driver, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver);
-      if (typeof v === "function" && typeof prop === "string" && SEAM.has(prop)) {
+      if (typeof v === "function" && typeof prop === "string" && prop !== "close") {
         return (...args: unknown[]) => {
           const done = onCall(prop, args);
-          const r = (v as (...a: unknown[]) => unknown).apply(receiver, args);
+          const r = (v as (...a: unknown[]) => unknown).apply(target, args);
           if (done) void Promise.resolve(r).then(done, () => {});
           return r;
         };
       }
       return v;
     },
-  });
+  }) as StorageDriver;
+  return new Storage(driver, { clock: storage.clock, logger: storage.logger });
 }
 
 class QmlNamespace implements Namespace {
@@ -61,14 +53,20 @@ class QmlNamespace implements Namespace {
     private readonly ns: string,
     private readonly prefetch: boolean,
     private readonly makeStorage?: () => Promise<Storage>,
+    private readonly keyLimit = false,
   ) {}
 
+  private sent = 0;
+  private options(): JobOptions {
+    return this.keyLimit ? { concurrency: { key: `customer:${this.sent++ % KEYS}`, limit: KEY_LIMIT } } : {};
+  }
+
   async enqueue(p: Payload): Promise<void> {
-    await this.storage.enqueue(new Job(JOB, [p]));
+    await this.storage.enqueue(new Job(JOB, [p], this.options()));
   }
 
   async enqueueMany(ps: Payload[]): Promise<void> {
-    await this.storage.enqueue(ps.map((p) => new Job(JOB, [p])));
+    await this.storage.enqueue(ps.map((p) => new Job(JOB, [p], this.options())));
   }
 
   async startWorker(concurrency: number, handler: Handler): Promise<RunningWorker> {
@@ -92,7 +90,7 @@ class QmlNamespace implements Namespace {
       const storage = await make();
       return {
         enqueue: async (p: Payload) => {
-          await storage.enqueue(new Job(JOB, [p]));
+          await storage.enqueue(new Job(JOB, [p], this.options()));
         },
         close: () => storage.close(),
       };
@@ -114,6 +112,8 @@ export interface QmlVariant {
   http?: boolean;
   /** `prefetch(PREFETCH)` and `fetchBatchSize(PREFETCH)`: jobs claimed ahead of busy workers (off by default). */
   prefetch?: boolean;
+  /** Every job under a per-key concurrency limit it never reaches (KEYS, KEY_LIMIT). */
+  keyLimit?: boolean;
   /** A new Storage on a fresh namespace, migrated. */
   create(ns: string, endpoints: Endpoints): Promise<Storage>;
   close?(): Promise<void>;
@@ -129,11 +129,14 @@ export function qmlAdapter(v: QmlVariant): QueueAdapter {
     ...(v.http ? { http: true } : {}),
     // Prefetch changes how work is claimed, nothing else: only the phases that process a backlog.
     ...(v.prefetch ? { phases: ["process", "requests"] as Phase[] } : {}),
+    // The limit changes how jobs are claimed: only the phases that process a backlog
+    // (throughput, and store requests per job: a claim under a limit is still one script / statement).
+    ...(v.keyLimit ? { phases: ["process", "requests"] as Phase[] } : {}),
     async open(ns, endpoints) {
       let storage = await v.create(ns, endpoints);
       if (endpoints.onStoreCall) storage = instrumentedStorage(storage, endpoints.onStoreCall);
       const again = v.store === "memory" ? undefined : () => v.create(ns, endpoints);
-      return new QmlNamespace(storage, ns, v.prefetch === true, again);
+      return new QmlNamespace(storage, ns, v.prefetch === true, again, v.keyLimit === true);
     },
     close: v.close ? () => v.close!() : undefined,
   };
@@ -141,12 +144,15 @@ export function qmlAdapter(v: QmlVariant): QueueAdapter {
 
 // ------------------------------------------------------------------ memory
 
-export function qmlMemory(): QueueAdapter {
+export function qmlMemory(tuning: { keyLimit?: boolean } = {}): QueueAdapter {
   return qmlAdapter({
-    name: "qml-memory",
-    label: "qml · memory",
+    name: tuning.keyLimit ? "qml-memory-keylimit" : "qml-memory",
+    label: tuning.keyLimit ? "qml · memory + per-key limit" : "qml · memory",
     store: "memory",
-    settings: "defaults",
-    create: async () => new MemoryStorage(),
+    settings: tuning.keyLimit
+      ? "defaults; each job with concurrency { key: one of 10, limit: 1000 } (never reached: the figure is the limit's cost)"
+      : "defaults",
+    ...(tuning.keyLimit ? { keyLimit: true } : {}),
+    create: async () => new Storage(memoryBackend()),
   });
 }

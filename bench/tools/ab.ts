@@ -26,7 +26,17 @@ for (let r = 0; r < rounds; r++) {
   for (const which of r % 2 === 0 ? (["a", "b"] as const) : (["b", "a"] as const)) {
     const out = execFileSync(
       process.execPath,
-      ["--import", "tsx", "--import", pathToFileURL(join(HERE, "..", "build-hooks.mjs")).href, join(HERE, "profile-process.ts"), contender, `--n=${args.n ?? 50000}`, `--concurrency=${args.concurrency ?? 20}`, "--no-profile"],
+      [
+        "--import",
+        "tsx",
+        "--import",
+        pathToFileURL(join(HERE, "..", "build-hooks.mjs")).href,
+        join(HERE, "profile-process.ts"),
+        contender,
+        `--n=${args.n ?? 50000}`,
+        `--concurrency=${args.concurrency ?? 20}`,
+        "--no-profile",
+      ],
       { env: { ...process.env, QML_BENCH_BUILD: args[which] }, encoding: "utf8" },
     );
     const rate = Number(/: (\d+) jobs\/s/.exec(out)?.[1]);

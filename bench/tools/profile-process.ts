@@ -20,7 +20,10 @@ import { processAll, toolArgs, withBacklog } from "./backlog.js";
 
 const args = toolArgs("profile-process.ts", 50000, " [--out=file.cpuprofile] [--no-profile]");
 const profiling = !args.has("--no-profile");
-const out = args.flag("out", join(dirname(fileURLToPath(import.meta.url)), "..", "results", "tmp", "prof", `${args.name}-process-c${args.concurrency}.cpuprofile`));
+const out = args.flag(
+  "out",
+  join(dirname(fileURLToPath(import.meta.url)), "..", "results", "tmp", "prof", `${args.name}-process-c${args.concurrency}.cpuprofile`),
+);
 
 await withBacklog(args, "prof", {}, async (ns) => {
   const session = new Session();

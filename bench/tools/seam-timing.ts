@@ -46,7 +46,12 @@ function cpuMs(): { self: number; children: number; postgres: number; redis: num
       const st = readFileSync(`/proc/${d}/stat`, "utf8");
       const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
       // Fields after the name: state ppid … utime(12) stime(13) cutime(14) cstime(15), 0-based from state.
-      stats.set(Number(d), { comm: st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) });
+      stats.set(Number(d), {
+        comm: st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")),
+        ppid: Number(f[1]),
+        ticks: Number(f[11]) + Number(f[12]),
+        reaped: Number(f[13]) + Number(f[14]),
+      });
     } catch {
       // exited while we read
     }
@@ -82,7 +87,9 @@ await withBacklog(args, "seam", { onStoreCall }, async (ns) => {
   const { name, n, concurrency } = args;
   console.log(`${name} c=${concurrency}: ${run.perSecond} jobs/s (seam calls timed); exactly once: ${run.exactlyOnce}`);
   const per = (k: keyof typeof cpu0) => (((cpu1[k] - cpu0[k]) / n) * 1000).toFixed(1);
-  console.log(`CPU per job processed (µs): this process ${per("self")}, its children (gateways) ${per("children")}, postgres ${per("postgres")}, redis-server ${per("redis")}`);
+  console.log(
+    `CPU per job processed (µs): this process ${per("self")}, its children (gateways) ${per("children")}, postgres ${per("postgres")}, redis-server ${per("redis")}`,
+  );
   if (calls.size > 0) console.log("method           calls   jobs/call   mean ms    p50 ms    p95 ms   total ms");
   for (const [method, c] of [...calls.entries()].sort((a, b) => b[1].count - a[1].count)) {
     const sorted = [...c.ms].sort((a, b) => a - b);

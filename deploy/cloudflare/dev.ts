@@ -1,10 +1,14 @@
 /**
  * `npm run dev:cloudflare`: the reference Worker under `wrangler dev`,
- * offline, against the local Upstash and Neon gateways in front of the real
- * Redis and PostgreSQL, so the code path is the deployed one (REST and HTTP
- * drivers, the Queue, the cron tick) with no Cloudflare account.
+ * offline, with no Cloudflare account and nothing else to run: the cron
+ * tick, the Queue and the store all local, on the deployed code path.
  *
- *   npx tsx deploy/cloudflare/dev.ts [--storage redis|postgres] [--port 8787]
+ *   npx tsx deploy/cloudflare/dev.ts [--storage sqlite|redis|postgres] [--port 8787]
+ *
+ * - sqlite (default): wrangler dev's local D1 (miniflare), the binding
+ *   QML_DB of wrangler.jsonc. Nothing else is started.
+ * - redis: the local Upstash gateway in front of the real Redis.
+ * - postgres: the local Neon gateway in front of the real PostgreSQL.
  *
  * Environment: QML_STORAGE, PORT, REDIS_URL (default redis://127.0.0.1:6379),
  * DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test),
@@ -13,14 +17,16 @@
  * `wrangler dev` does not fire cron triggers by itself; this script calls
  * its `/__scheduled` endpoint once at start and then every minute, as the
  * platform would. Ctrl-C stops wrangler (and its workerd) and the gateways.
+ * Local state (the D1 database, the Queue) lives in a temporary folder
+ * removed on exit: each run starts empty.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
-import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
+import type { NeonGateway } from "../../infra/neon-gateway.js";
+import type { UpstashGateway } from "../../infra/upstash-gateway.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -47,8 +53,9 @@ async function waitForHttp(url: string, child: ChildProcess, timeoutMs: number):
 }
 
 async function main(): Promise<void> {
-  const storage = (flag("storage") ?? process.env.QML_STORAGE ?? "redis").toLowerCase();
-  if (storage !== "redis" && storage !== "postgres") throw new Error(`[qml] --storage must be redis or postgres; got ${storage}`);
+  const storage = (flag("storage") ?? process.env.QML_STORAGE ?? "sqlite").toLowerCase();
+  if (storage !== "sqlite" && storage !== "redis" && storage !== "postgres")
+    throw new Error(`[qml] --storage must be sqlite, redis or postgres; got ${storage}`);
   const port = Number(flag("port") ?? process.env.PORT ?? 8787);
   const token = process.env.QML_DASHBOARD_TOKEN ?? `dev-${crypto.randomUUID()}`;
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -57,17 +64,34 @@ async function main(): Promise<void> {
   let upstash: UpstashGateway | undefined;
   let neon: NeonGateway | undefined;
   const vars: Record<string, string> = { QML_STORAGE: storage, QML_DASHBOARD_TOKEN: token };
+  // The gateways (and the Redis and PostgreSQL clients they load) only when the store needs one.
   if (storage === "redis") {
+    const { startUpstashGateway } = await import("../../infra/upstash-gateway.js");
     upstash = await startUpstashGateway({ port: 0, redisUrl });
     Object.assign(vars, { UPSTASH_REDIS_REST_URL: upstash.url, UPSTASH_REDIS_REST_TOKEN: upstash.token });
-  } else {
+  } else if (storage === "postgres") {
+    const { startNeonGateway } = await import("../../infra/neon-gateway.js");
     neon = await startNeonGateway({ port: 0, databaseUrl });
     Object.assign(vars, { DATABASE_URL: databaseUrl, QML_NEON_FETCH_ENDPOINT: neon.fetchEndpoint });
   }
 
-  // Local Queue and cache state goes to a temporary folder, not into the repository.
+  // Local D1, Queue and cache state go to a temporary folder, not into the repository.
   const state = mkdtempSync(join(tmpdir(), "qml-wrangler-dev-"));
-  const args = ["wrangler", "dev", "--config", "deploy/cloudflare/wrangler.jsonc", "--local", "--ip", "127.0.0.1", "--port", String(port), "--test-scheduled", "--persist-to", state, "--show-interactive-dev-session=false"];
+  const args = [
+    "wrangler",
+    "dev",
+    "--config",
+    "deploy/cloudflare/wrangler.jsonc",
+    "--local",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--test-scheduled",
+    "--persist-to",
+    state,
+    "--show-interactive-dev-session=false",
+  ];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   // Its own process group, so that stopping it stops the workerd it starts too.
   const child = spawn("npx", args, {
@@ -105,8 +129,13 @@ async function main(): Promise<void> {
   await tick();
   cron = setInterval(tick, 60_000);
 
+  const via: Record<string, string> = {
+    sqlite: "sqlite, wrangler dev's local D1 (binding QML_DB)",
+    redis: "redis, through the local Upstash gateway",
+    postgres: "postgres, through the local Neon gateway",
+  };
   console.log(`
-[qml] Worker running on ${base} (storage: ${storage}, through the local ${storage === "redis" ? "Upstash" : "Neon"} gateway)
+[qml] Worker running on ${base} (storage: ${via[storage]})
   dashboard  ${base}/            token: ${token}
   enqueue    curl -X POST ${base}/api/jobs -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' -d '{"name":"send_email","args":["ada@example.com"]}'
   cron tick  curl '${base}/__scheduled?cron=*+*+*+*+*'   (also fired every minute by this script)

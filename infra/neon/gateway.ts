@@ -176,7 +176,13 @@ export async function startNeonGateway(options: NeonGatewayOptions): Promise<Neo
 
   async function runOne(client: pg.Pool | pg.PoolClient, q: { query: string; params: unknown[] }, arrayMode: boolean) {
     // Extended protocol always, as Neon: one statement per query, even without parameters.
-    const res = await client.query({ text: q.query, values: q.params, rowMode: arrayMode ? "array" : undefined, types: RAW_TEXT, queryMode: "extended" } as pg.QueryConfig);
+    const res = await client.query({
+      text: q.query,
+      values: q.params,
+      rowMode: arrayMode ? "array" : undefined,
+      types: RAW_TEXT,
+      queryMode: "extended",
+    } as pg.QueryConfig);
     return {
       command: res.command,
       rowCount: res.rowCount,

@@ -204,7 +204,10 @@ export async function startUpstashGateway(options: UpstashGatewayOptions): Promi
 
   function commandsOf(path: GatewayPath, url: URL, body: Buffer): string[][] {
     if (path === "path") {
-      const parts = url.pathname.split("/").filter((p) => p.length > 0).map(decodeURIComponent);
+      const parts = url.pathname
+        .split("/")
+        .filter((p) => p.length > 0)
+        .map(decodeURIComponent);
       if (body.length > 0) parts.push(body.toString("utf8"));
       return [parseCommand(parts)];
     }

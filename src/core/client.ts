@@ -3,9 +3,15 @@
  * Lambda, a web app). No Node APIs. A Notifier, when given, wakes consumers
  * after each enqueue (a Cloudflare Queue message, an SQS message), so that
  * latency is not tied to a cron interval.
+ *
+ * Wake-ups go through the storage's one Outbox (outbox.ts), never straight
+ * from here: on a storage a runtime handed out (createWorker,
+ * createLambdaHandlers), whose outbox already announces every enqueue, a
+ * Client adds no second message.
  */
 import { Job, type JobOptions } from "./job.js";
-import type { RecurringDefinition, RecurringOptions, Storage } from "./storage.js";
+import { Outbox } from "./outbox.js";
+import type { ContinueOptions, FlowIds, FlowNode, RecurringDefinition, RecurringOptions, Storage } from "./storage.js";
 
 export interface WakeUp {
   id: string;
@@ -17,6 +23,12 @@ export interface WakeUp {
 /** Sends wake-ups to consumers. Implemented by runtime adapters. */
 export interface Notifier {
   notify(jobs: WakeUp[]): Promise<void>;
+  /**
+   * The longest delay this notifier can put on a wake-up, in ms (Cloudflare
+   * Queues 12 h, SQS 15 min). A job due later gets no wake-up: the
+   * scheduled tick promotes it. Absent: no delay limit.
+   */
+  readonly maxDelayMs?: number;
 }
 
 export interface ClientOptions {
@@ -38,22 +50,37 @@ export class Client {
     return (await this.enqueueMany([new Job(name, args, options)]))[0]!;
   }
 
-  /** Enqueues many jobs in one round trip. */
+  /**
+   * Enqueues many jobs in one round trip. Returns once their wake-ups are
+   * sent (or failed: the jobs are stored either way, and a lost wake-up
+   * only waits for the next tick), so a caller that ends its request right
+   * after has not cut them off.
+   */
   async enqueueMany(jobs: Job[]): Promise<string[]> {
+    const outbox = this.notifier ? Outbox.for(this.storage).use(this.notifier) : Outbox.of(this.storage);
     const ids = await this.storage.enqueue(jobs);
-    if (this.notifier) {
-      // The job is durably stored before the wake-up is sent; a lost wake-up
-      // only delays the job to the next tick, it never loses it.
-      const wake = jobs.filter((j) => j.createdAt !== undefined).map((j) => ({ id: j.id, queue: j.queue, runAt: j.runAt?.getTime() ?? Date.now() }));
-      if (wake.length > 0) {
-        try {
-          await this.notifier.notify(wake);
-        } catch {
-          // best effort, see above
-        }
-      }
-    }
+    await outbox?.settled();
     return ids;
+  }
+
+  /**
+   * Enqueues a tree of jobs in one atomic call: a parent runs once all its
+   * children have finished (see Storage.enqueueFlow). Returns the ids.
+   */
+  async enqueueFlow(root: FlowNode): Promise<FlowIds> {
+    const outbox = this.notifier ? Outbox.for(this.storage).use(this.notifier) : Outbox.of(this.storage);
+    const ids = await this.storage.enqueueFlow(root);
+    await outbox?.settled();
+    return ids;
+  }
+
+  /** Enqueues `name(args)` to run after job `parentId` (on its success, or `on`; see Storage.continueWith). */
+  async continueWith(parentId: string, name: string, args: unknown[] = [], options: JobOptions & ContinueOptions = {}): Promise<string> {
+    const { on, ...jobOptions } = options;
+    const outbox = this.notifier ? Outbox.for(this.storage).use(this.notifier) : Outbox.of(this.storage);
+    const id = await this.storage.continueWith(parentId, new Job(name, args, jobOptions), on !== undefined ? { on } : {});
+    await outbox?.settled();
+    return id;
   }
 
   /** Enqueues a job to run at `at` (a Date) or after `at` milliseconds. */
@@ -69,9 +96,9 @@ export class Client {
     return this.storage.deleteRecurring(id);
   }
 
-  /** Cancels a job (soft delete); a running job's worker loses its lease. */
-  cancel(id: string): Promise<boolean> {
-    return this.storage.delete(id);
+  /** Cancels a job that has not finished; a running one's AbortSignal fires (see Storage.cancel). */
+  cancel(id: string, options: { by?: string } = {}): Promise<boolean> {
+    return this.storage.cancel(id, { by: options.by ?? "client" });
   }
 
   get(id: string): Promise<Job | null> {

@@ -16,15 +16,33 @@ export const ErrorCode = {
   Config: "CONFIG",
   Shutdown: "SHUTDOWN",
   Deadline: "DEADLINE",
+  BudgetExceeded: "BUDGET_EXCEEDED",
+  Cancelled: "CANCELLED",
+  EncryptionKeyMissing: "ENCRYPTION_KEY_MISSING",
+  Decryption: "DECRYPTION_FAILED",
+  Dependency: "DEPENDENCY",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+export interface QmlErrorOptions {
+  cause?: unknown;
+  /** The component that raised it ("redis", "postgres", "cloudflare", "http"…), for logs and problem documents. */
+  scope?: string;
+}
+
+/**
+ * The base of every error qml raises. The message says what happened and
+ * what to do; `scope` names the component, `code` is stable across
+ * versions and backends.
+ */
 export class QmlError extends Error {
   override readonly name: string = "QmlError";
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message.startsWith("[qml]") ? message : `[qml] ${message}`, options);
+  readonly scope: string | undefined;
+  constructor(code: ErrorCode, message: string, options: QmlErrorOptions = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
     this.code = code;
+    this.scope = options.scope;
   }
 }
 
@@ -67,9 +85,9 @@ export class StorageUnavailableError extends QmlError {
   override readonly name = "StorageUnavailableError";
   /** A hint for HTTP `Retry-After`, in milliseconds. */
   readonly retryAfterMs: number;
-  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+  constructor(message: string, options: QmlErrorOptions & { retryAfterMs?: number } = {}) {
     super(ErrorCode.StorageUnavailable, message, options);
-    this.retryAfterMs = options?.retryAfterMs ?? 1000;
+    this.retryAfterMs = options.retryAfterMs ?? 1000;
   }
 }
 
@@ -92,8 +110,8 @@ export class UnknownJobNameError extends QmlError {
 /** A configuration value is missing or malformed. */
 export class ConfigError extends QmlError {
   override readonly name = "ConfigError";
-  constructor(message: string) {
-    super(ErrorCode.Config, message);
+  constructor(message: string, options: QmlErrorOptions = {}) {
+    super(ErrorCode.Config, message, options);
   }
 }
 
@@ -110,6 +128,84 @@ export class DeadlineError extends QmlError {
   override readonly name = "DeadlineError";
   constructor() {
     super(ErrorCode.Deadline, "the invocation's deadline is near");
+  }
+}
+
+/** The job was cancelled (or deleted) while it ran: the reason its AbortSignal fired. Its outcome is not recorded. */
+export class CancelledError extends QmlError {
+  override readonly name = "CancelledError";
+  /** `how`: what the job's history says, e.g. "cancelled by dashboard (admin)" or "deleted". */
+  constructor(jobId: string, how = "cancelled") {
+    super(ErrorCode.Cancelled, `job ${jobId} was ${how}`);
+  }
+}
+
+/**
+ * Recorded on a waiting job (a flow's parent, a continuation) that ended
+ * `failed` because a job it waits for finished another way than it asked
+ * (`FlowSpec.otherwise: "fail"`): names that job and how it ended.
+ */
+export class DependencyError extends QmlError {
+  override readonly name = "DependencyError";
+  readonly dependencyId: string;
+  constructor(jobId: string, dependencyId: string, how: string) {
+    super(ErrorCode.Dependency, `job ${jobId} waited for job ${dependencyId}, which ${how}`);
+    this.dependencyId = dependencyId;
+  }
+}
+
+/**
+ * A job's arguments are sealed with a key this process does not have (or it
+ * has no keyring): the job fails at once, without more attempts. Add the key
+ * (QML_ENCRYPTION_KEYS) and requeue the job.
+ */
+export class EncryptionKeyMissingError extends QmlError {
+  override readonly name = "EncryptionKeyMissingError";
+  readonly keyId: string;
+  constructor(jobId: string, keyId: string, hasKeyring = true) {
+    super(
+      ErrorCode.EncryptionKeyMissing,
+      hasKeyring
+        ? `job ${jobId} has arguments sealed with key ${JSON.stringify(keyId)}, which is not in this keyring: add it to QML_ENCRYPTION_KEYS and requeue the job`
+        : `job ${jobId} has encrypted arguments and this storage has no keyring: set QML_ENCRYPTION_KEYS (or new Storage(backend, { encryption })) and requeue the job`,
+    );
+    this.keyId = keyId;
+  }
+}
+
+/**
+ * A sealed argument did not authenticate: altered in the store, copied from
+ * another job or field, or a different key under the same id. The job fails
+ * at once, without more attempts.
+ */
+export class DecryptionError extends QmlError {
+  override readonly name = "DecryptionError";
+  constructor(jobId: string, place: string, options: QmlErrorOptions = {}) {
+    super(
+      ErrorCode.Decryption,
+      `job ${jobId}: a sealed argument (${place === "*" ? "all arguments" : place}) does not decrypt: altered, or sealed for another job`,
+      options,
+    );
+  }
+}
+
+/**
+ * A job that cannot finish within one invocation of a short-lived runtime
+ * (Workers, Lambda): it was failed instead of being handed back forever.
+ * Lower its timeout, raise the runtime's budget, split the job, or send it
+ * to a queue that a long-running (Node) server takes.
+ */
+export class BudgetExceededError extends QmlError {
+  override readonly name = "BudgetExceededError";
+  /** The budget one invocation gives jobs, in ms. */
+  readonly budgetMs: number | undefined;
+  constructor(jobId: string, why: string, budgetMs: number | undefined) {
+    super(
+      ErrorCode.BudgetExceeded,
+      `job ${jobId} cannot finish within one invocation${budgetMs !== undefined ? ` (a budget of ${budgetMs} ms)` : ""}: ${why}. ` +
+        "Lower its timeout, raise the runtime's budget, split the job, or route it to a queue a long-running server takes",
+    );
+    this.budgetMs = budgetMs;
   }
 }
 

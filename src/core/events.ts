@@ -12,10 +12,20 @@ export interface JobEventMap {
   "job:failed": { job: JobRecord; workerId: string; durationMs: number; error: ErrorInfo };
   /** Handed back to `enqueued` without counting the attempt (shutdown, deadline). */
   "job:released": { job: JobRecord; reason: string };
+  /**
+   * An aborted run (timeout, lost lease, deadline, shutdown) whose worker
+   * ignored its AbortSignal and is still running: its outcome is recorded,
+   * its worker slot stays taken until it returns.
+   */
+  "job:overrun": { job: JobRecord; workerId: string; reason: string };
+  /** A running job was cancelled (or deleted): its AbortSignal fired with a CancelledError. */
+  "job:cancelled": { id: string; workerId: string; job: JobRecord };
   /** The outcome was fenced out: the lease had been lost. */
   "job:lost": { id: string; reason: string };
   /** The store refused or failed an operation; the engine retries. */
   "storage:error": { operation: string; error: unknown };
+  /** Housekeeping handed back `count` jobs whose lease had expired (the store reports a count, not which jobs). */
+  "jobs:reclaimed": { count: number };
   /** A recurring definition enqueued its slot. */
   "recurring:fired": { id: string; slot: number; jobId: string };
 }

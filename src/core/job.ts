@@ -14,6 +14,17 @@
  */
 import { ValidationError, type ErrorInfo } from "./errors.js";
 import type { RetrySpec } from "./retry.js";
+import {
+  JOB_BOUNDS,
+  toJsonValue,
+  validateInt,
+  validateJobId,
+  validateJobName,
+  validateMetadata,
+  validateLimitKey,
+  validateQueueName,
+  validateUniqueKey,
+} from "./rules.js";
 
 export const JobState = {
   Scheduled: "scheduled",
@@ -23,6 +34,8 @@ export const JobState = {
   Failed: "failed",
   AwaitingRetry: "awaiting_retry",
   Deleted: "deleted",
+  /** Waits for other jobs to finish (a flow's parent, a continuation): see `FlowSpec`. */
+  Awaiting: "awaiting",
 } as const;
 export type JobState = (typeof JobState)[keyof typeof JobState];
 
@@ -77,7 +90,24 @@ export interface JobRecord {
   retry?: RetrySpec;
   timeoutMs?: number;
   uniqueKey?: string;
+  /** Epoch ms when uniqueKey stops deduplicating (uniqueTtl); absent: while the job is kept. */
+  uniqueUntil?: number;
+  /** At most concurrencyLimit jobs with this key are processing at once (JobOptions.concurrency). */
+  concurrencyKey?: string;
+  concurrencyLimit?: number;
+  /** At most rateLimit jobs with this key start per window of rateInterval ms (JobOptions.rateLimit). */
+  rateKey?: string;
+  rateLimit?: number;
+  rateInterval?: number;
+  /**
+   * The rate window (index of floor(time / rateInterval)) whose start this
+   * job holds, set when the claim deferred it to that window; a claim within
+   * that window starts it without taking another start.
+   */
+  rateWindow?: number;
   metadata?: Record<string, unknown>;
+  /** What the job waits for before it may run (flows and continuations); kept after it is released. */
+  flow?: FlowSpec;
   createdAt: number;
   updatedAt: number;
   /** When the job becomes (or became) due. Orders jobs inside a queue. */
@@ -95,12 +125,12 @@ export interface JobRecord {
 
 /**
  * A JobRecord read from a store that keeps the history as lines of JSON
- * (historyFromLines), with the history parsed when first read. A claimed
- * job's history is seldom read while it runs, and parsing it cost a worker
- * ~10 µs per job on Postgres (a quarter of its CPU per job, garbage
- * included). Every other field is an own property; `history` is an
- * accessor of the class, so a spread (`{ ...record }`) leaves it out:
- * copy with `toJSON()`, which includes it, as JSON.stringify does.
+ * (historyFromLines), with the history parsed when first read: a claimed
+ * job's history is seldom read while it runs, and parsing every one is a
+ * large share of a short job's cost (docs/decisions/lazy-history.md).
+ * Every other field is an own property; `history` is an accessor of the
+ * class, so a spread (`{ ...record }`) leaves it out: copy with
+ * `toJSON()`, which includes it, as JSON.stringify does.
  */
 // The fields of a JobRecord but its history, declared on the class below.
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
@@ -145,9 +175,76 @@ export interface JobOptions {
   delay?: number;
   /** At most one job with this key exists until it is pruned: a second enqueue returns the first job's id. */
   uniqueKey?: string;
+  /**
+   * How a second enqueue with the same key is taken: "first" (default) keeps
+   * the first job and returns its id; "debounce" replaces the arguments,
+   * metadata and due time of the first job while it waits (scheduled or
+   * enqueued) and returns its id, and makes a new job once it runs.
+   */
+  uniqueMode?: "first" | "debounce";
+  /**
+   * Milliseconds the key holds, from the enqueue that set it, whatever
+   * becomes of the job and however long it is kept: after that a new
+   * enqueue with the key makes a new job (a throttle: one job per window).
+   */
+  uniqueTtl?: number;
+  /**
+   * At most `limit` jobs with `key` run at once, across every server and
+   * invocation: the store decides it in the claim. Jobs over the limit wait
+   * (enqueued) until a job with the key finishes, fails, retries or loses
+   * its lease. Jobs that share a key should share its limit: each job is
+   * held to its own.
+   */
+  concurrency?: ConcurrencyLimit;
+  /**
+   * At most `limit` jobs with `key` start per window of `interval` ms
+   * (windows aligned to the epoch), across every server: a claim that finds
+   * the window full reserves a start in the first window with room and
+   * leaves the job `scheduled` until then, without polling.
+   */
+  rateLimit?: RateLimit;
   /** Milliseconds before the run is aborted and counted as a failed attempt. */
   timeout?: number;
   metadata?: Record<string, unknown>;
+  /**
+   * Encrypt the arguments at rest (AES-256-GCM, the storage's keyring):
+   * `true` seals all of them, a list seals these top-level fields of each
+   * object argument. Stores, the dashboard, the API and logs see
+   * ciphertext; the handler gets the plaintext. See encryption.ts.
+   */
+  encrypt?: boolean | readonly string[];
+}
+
+/** Which outcome of a dependency lets a waiting job go: succeeded, failed, or any finished state (succeeded, failed, deleted). */
+export type DependencyOutcome = "success" | "failure" | "any";
+
+/**
+ * What a waiting job does when a dependency finishes another way than
+ * `on` asks: "fail" (end failed, at once, with a DependencyError), "delete"
+ * (end deleted, at once: a continuation whose parent went the other way),
+ * "ignore" (run once all have finished, and see that dependency in
+ * `ctx.dependencies()`), "remove" (run once all have finished, without it).
+ */
+export type UnmetDependency = "fail" | "delete" | "ignore" | "remove";
+
+/** What an `awaiting` job waits for. */
+export interface FlowSpec {
+  /** Ids of the jobs it waits for (a flow's children, a continuation's parent). */
+  dependsOn: string[];
+  on: DependencyOutcome;
+  otherwise: UnmetDependency;
+}
+
+export interface ConcurrencyLimit {
+  key: string;
+  limit: number;
+}
+
+export interface RateLimit {
+  key: string;
+  limit: number;
+  /** Window length in ms. */
+  interval: number;
 }
 
 export const DEFAULT_QUEUE = "default";
@@ -168,8 +265,14 @@ export class Job {
   readonly maxAttempts: number;
   readonly retry: RetrySpec | undefined;
   readonly uniqueKey: string | undefined;
+  readonly uniqueMode: "first" | "debounce" | undefined;
+  readonly uniqueTtl: number | undefined;
+  readonly concurrency: ConcurrencyLimit | undefined;
+  readonly rateLimit: RateLimit | undefined;
   readonly timeout: number | undefined;
   readonly metadata: Record<string, unknown>;
+  /** What `Storage.enqueue` seals (JobOptions.encrypt); undefined on a job read back, whose sealed values are envelopes. */
+  readonly encrypt: boolean | readonly string[] | undefined;
   state: JobState;
   attempts: number;
   /** Built from the stored record when first read (see `fromRecord`). */
@@ -187,6 +290,8 @@ export class Job {
   result: unknown;
   error: ErrorInfo | undefined;
   progress: unknown;
+  /** What the job waits (or waited) for: set on jobs stored by `enqueueFlow` or `continueWith`. */
+  flow: FlowSpec | undefined;
 
   constructor(name: string, args: unknown[] = [], options: JobOptions = {}, id?: string) {
     this.id = id ?? crypto.randomUUID();
@@ -198,8 +303,13 @@ export class Job {
     const retry = options.retry;
     this.retry = retry && "toSpec" in retry ? retry.toSpec() : (retry as RetrySpec | undefined);
     this.uniqueKey = options.uniqueKey;
+    this.uniqueMode = options.uniqueMode;
+    this.uniqueTtl = options.uniqueTtl;
+    this.concurrency = options.concurrency;
+    this.rateLimit = options.rateLimit;
     this.timeout = options.timeout;
     this.metadata = options.metadata ?? {};
+    this.encrypt = options.encrypt;
     this.runAt = options.runAt;
     this.delay = options.delay;
     this.state = JobState.Enqueued;
@@ -215,12 +325,14 @@ export class Job {
     this.result = undefined;
     this.error = undefined;
     this.progress = undefined;
+    this.flow = undefined;
   }
 
   /**
    * Every transition, oldest first. A job read from a storage converts its
-   * record's history when this is first read: workers seldom read it, and
-   * the conversion cost ~2 µs per job run.
+   * record's history when this is first read, not in `fromRecord`: workers
+   * seldom read it, and every run would pay for the conversion
+   * (docs/decisions/lazy-history.md).
    */
   get history(): JobHistory {
     if (this.#history === undefined) {
@@ -250,6 +362,8 @@ export class Job {
         maxAttempts: r.maxAttempts,
         retry: r.retry,
         uniqueKey: r.uniqueKey,
+        concurrency: r.concurrencyKey !== undefined ? { key: r.concurrencyKey, limit: r.concurrencyLimit! } : undefined,
+        rateLimit: r.rateKey !== undefined ? { key: r.rateKey, limit: r.rateLimit!, interval: r.rateInterval! } : undefined,
         timeout: r.timeoutMs,
         metadata: r.metadata ?? {},
         runAt: new Date(r.runAt),
@@ -269,6 +383,7 @@ export class Job {
     job.result = r.result;
     job.error = r.error;
     job.progress = r.progress;
+    job.flow = r.flow;
     return job;
   }
 
@@ -285,6 +400,8 @@ export class Job {
       maxAttempts: this.maxAttempts,
       retry: this.retry,
       uniqueKey: this.uniqueKey,
+      concurrency: this.concurrency,
+      rateLimit: this.rateLimit,
       timeout: this.timeout,
       metadata: this.metadata,
       runAt: this.runAt?.toISOString(),
@@ -296,99 +413,10 @@ export class Job {
       result: this.result,
       error: this.error,
       progress: this.progress,
+      ...(this.flow ? { flow: this.flow } : {}),
       history: this.history.map((h) => ({ ...h, at: h.at.toISOString() })),
     };
   }
-}
-
-// ---------------------------------------------------------------------------
-// Validation: names become Redis keys and SQL values; they are checked once,
-// here, so every backend refuses the same input with the same error.
-
-/** Queue names: letters, digits, `_`, `-`, `.`; 1-64 characters. */
-export const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-/** Job names: letters, digits, `_`, `-`, `.`, `/`; 1-128 characters. */
-export const JOB_NAME = /^[A-Za-z0-9_./-]{1,128}$/;
-/** Recurring ids: as job names. */
-export const RECURRING_ID = JOB_NAME;
-export const MAX_UNIQUE_KEY_LENGTH = 512;
-/** Upper bound of a job's serialized arguments + metadata. */
-export const MAX_PAYLOAD_BYTES = 512 * 1024;
-
-export function validateQueueName(queue: unknown, field = "queue"): string {
-  if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
-    throw new ValidationError(
-      `${field} must be 1-64 characters of letters, digits, "_", "-" or "."; got ${describe(queue)}`,
-      field,
-    );
-  }
-  return queue;
-}
-
-export function validateJobName(name: unknown, field = "name"): string {
-  if (typeof name !== "string" || !JOB_NAME.test(name)) {
-    throw new ValidationError(
-      `${field} must be 1-128 characters of letters, digits, "_", "-", "." or "/"; got ${describe(name)}`,
-      field,
-    );
-  }
-  return name;
-}
-
-function describe(v: unknown): string {
-  if (typeof v !== "string") return typeof v;
-  const s = v.length > 40 ? `${v.slice(0, 40)}… (${v.length} chars)` : v;
-  return JSON.stringify(s);
-}
-
-function validateInt(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    throw new ValidationError(`${field} must be an integer between ${min} and ${max}; got ${JSON.stringify(v)}`, field);
-  }
-  return v;
-}
-
-/** Refuses values JSON would silently change: functions, symbols, NaN/Infinity, undefined in arrays. */
-function assertJsonFaithful(v: unknown, path: string, depth = 0): void {
-  if (depth > 64) throw new ValidationError(`${path} is nested too deeply`, path);
-  switch (typeof v) {
-    case "function":
-    case "symbol":
-      throw new ValidationError(`${path} is a ${typeof v}, which JSON cannot carry`, path);
-    case "number":
-      if (!Number.isFinite(v)) throw new ValidationError(`${path} is ${v}, which JSON cannot carry`, path);
-      return;
-    case "object":
-      if (v === null || typeof (v as { toJSON?: unknown }).toJSON === "function") return;
-      if (Array.isArray(v)) {
-        v.forEach((x, i) => {
-          if (x === undefined) throw new ValidationError(`${path}[${i}] is undefined, which JSON cannot carry`, path);
-          assertJsonFaithful(x, `${path}[${i}]`, depth + 1);
-        });
-        return;
-      }
-      for (const [k, x] of Object.entries(v)) if (x !== undefined) assertJsonFaithful(x, `${path}.${k}`, depth + 1);
-      return;
-    default:
-      return;
-  }
-}
-
-/** Round-trips a value through JSON; refuses what JSON cannot carry faithfully. */
-export function toJsonValue<T>(value: T, field: string): T {
-  let text: string | undefined;
-  try {
-    assertJsonFaithful(value, field);
-    text = JSON.stringify(value);
-  } catch (e) {
-    if (e instanceof ValidationError) throw e;
-    throw new ValidationError(`${field} must be JSON-serialisable: ${(e as Error).message}`, field);
-  }
-  if (text === undefined) throw new ValidationError(`${field} must be JSON-serialisable`, field);
-  if (text.length > MAX_PAYLOAD_BYTES) {
-    throw new ValidationError(`${field} is ${text.length} bytes serialised; the limit is ${MAX_PAYLOAD_BYTES}`, field);
-  }
-  return JSON.parse(text) as T;
 }
 
 /**
@@ -396,27 +424,27 @@ export function toJsonValue<T>(value: T, field: string): T {
  * Throws ValidationError; nothing is written for an invalid job.
  */
 export function newJobRecord(job: Job, now: number): JobRecord {
-  if (typeof job.id !== "string" || job.id.length === 0 || job.id.length > 200 || /[\u0000-\u001f\u007f]|\p{Surrogate}/u.test(job.id)) {
-    throw new ValidationError("id must be 1-200 characters of well-formed text without control characters", "id");
-  }
+  validateJobId(job.id);
   validateJobName(job.name);
   validateQueueName(job.queue);
   if (!Array.isArray(job.arguments)) throw new ValidationError("arguments must be an array", "arguments");
   const args = toJsonValue(job.arguments, "arguments");
-  const metadata = toJsonValue(job.metadata ?? {}, "metadata");
-  if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
-    throw new ValidationError("metadata must be an object", "metadata");
+  const metadata = validateMetadata(job.metadata);
+  validateInt(job.priority, "priority", JOB_BOUNDS.priority.min, JOB_BOUNDS.priority.max);
+  validateInt(job.maxAttempts, "maxAttempts", JOB_BOUNDS.maxAttempts.min, JOB_BOUNDS.maxAttempts.max);
+  if (job.timeout !== undefined) validateInt(job.timeout, "timeout", JOB_BOUNDS.timeoutMs.min, JOB_BOUNDS.timeoutMs.max);
+  if (job.uniqueKey !== undefined) validateUniqueKey(job.uniqueKey);
+  if (job.uniqueMode !== undefined && job.uniqueMode !== "first" && job.uniqueMode !== "debounce") {
+    throw new ValidationError('uniqueMode must be "first" or "debounce"', "uniqueMode");
   }
-  validateInt(job.priority, "priority", -1_000_000, 1_000_000);
-  validateInt(job.maxAttempts, "maxAttempts", 1, 1000);
-  if (job.timeout !== undefined) validateInt(job.timeout, "timeout", 1, 7 * 24 * 3600_000);
-  if (job.uniqueKey !== undefined) {
-    if (typeof job.uniqueKey !== "string" || job.uniqueKey.length === 0 || job.uniqueKey.length > MAX_UNIQUE_KEY_LENGTH) {
-      throw new ValidationError(`uniqueKey must be a non-empty string of at most ${MAX_UNIQUE_KEY_LENGTH} characters`, "uniqueKey");
-    }
-    // A lone surrogate has no UTF-8 form: Redis would store U+FFFD (two keys
-    // becoming one job) and PostgreSQL refuses it. Refused alike everywhere.
-    if (/\p{Surrogate}/u.test(job.uniqueKey)) throw new ValidationError("uniqueKey must be well-formed Unicode (it has an unpaired surrogate)", "uniqueKey");
+  if ((job.uniqueMode !== undefined || job.uniqueTtl !== undefined) && job.uniqueKey === undefined) {
+    throw new ValidationError("uniqueMode and uniqueTtl need a uniqueKey", "uniqueKey");
+  }
+  if (job.uniqueTtl !== undefined) validateInt(job.uniqueTtl, "uniqueTtl", JOB_BOUNDS.uniqueTtlMs.min, JOB_BOUNDS.uniqueTtlMs.max);
+  if (job.concurrency !== undefined) validateLimit(job.concurrency, "concurrency");
+  if (job.rateLimit !== undefined) {
+    validateLimit(job.rateLimit, "rateLimit");
+    validateInt(job.rateLimit.interval, "rateLimit.interval", JOB_BOUNDS.rateIntervalMs.min, JOB_BOUNDS.rateIntervalMs.max);
   }
   if (job.retry !== undefined) validateRetrySpecShape(job.retry);
   let runAt = now;
@@ -426,7 +454,7 @@ export function newJobRecord(job: Job, now: number): JobRecord {
     }
     runAt = job.runAt.getTime();
   } else if (job.delay !== undefined) {
-    validateInt(job.delay, "delay", 0, 366 * 24 * 3600_000);
+    validateInt(job.delay, "delay", JOB_BOUNDS.delayMs.min, JOB_BOUNDS.delayMs.max);
     runAt = now + job.delay;
   }
   const state = runAt > now ? JobState.Scheduled : JobState.Enqueued;
@@ -449,20 +477,36 @@ export function newJobRecord(job: Job, now: number): JobRecord {
   if (job.retry) record.retry = job.retry;
   if (job.timeout !== undefined) record.timeoutMs = job.timeout;
   if (job.uniqueKey !== undefined) record.uniqueKey = job.uniqueKey;
+  if (job.uniqueTtl !== undefined) record.uniqueUntil = now + job.uniqueTtl;
+  if (job.concurrency !== undefined) {
+    record.concurrencyKey = job.concurrency.key;
+    record.concurrencyLimit = job.concurrency.limit;
+  }
+  if (job.rateLimit !== undefined) {
+    record.rateKey = job.rateLimit.key;
+    record.rateLimit = job.rateLimit.limit;
+    record.rateInterval = job.rateLimit.interval;
+  }
   if (Object.keys(metadata).length > 0) record.metadata = metadata;
   return record;
+}
+
+function validateLimit(l: ConcurrencyLimit | RateLimit, field: string): void {
+  if (typeof l !== "object" || l === null) throw new ValidationError(`${field} must be { key, limit${field === "rateLimit" ? ", interval" : ""} }`, field);
+  validateLimitKey(l.key, `${field}.key`);
+  validateInt(l.limit, `${field}.limit`, JOB_BOUNDS.limit.min, JOB_BOUNDS.limit.max);
 }
 
 function validateRetrySpecShape(spec: RetrySpec): void {
   if (typeof spec !== "object" || spec === null) throw new ValidationError("retry must be a retry policy", "retry");
   if (spec.kind === "exponential") {
-    validateInt(spec.baseMs, "retry.baseMs", 0, 30 * 24 * 3600_000);
-    validateInt(spec.maxMs, "retry.maxMs", 0, 30 * 24 * 3600_000);
+    validateInt(spec.baseMs, "retry.baseMs", JOB_BOUNDS.retryDelayMs.min, JOB_BOUNDS.retryDelayMs.max);
+    validateInt(spec.maxMs, "retry.maxMs", JOB_BOUNDS.retryDelayMs.min, JOB_BOUNDS.retryDelayMs.max);
     if (typeof spec.jitter !== "number" || spec.jitter < 0 || spec.jitter > 1) {
       throw new ValidationError("retry.jitter must be between 0 and 1", "retry.jitter");
     }
   } else if (spec.kind === "fixed") {
-    validateInt(spec.delayMs, "retry.delayMs", 0, 30 * 24 * 3600_000);
+    validateInt(spec.delayMs, "retry.delayMs", JOB_BOUNDS.retryDelayMs.min, JOB_BOUNDS.retryDelayMs.max);
   } else {
     throw new ValidationError(
       "retry must be an exponential or fixed policy; custom functions belong to the worker (registry.register(name, fn, { retry }))",

@@ -1,4 +1,10 @@
-/** Structured logging: one JSON object per line, or any sink the user gives. */
+/**
+ * Structured logging: one JSON object per line, or any sink the user gives.
+ *
+ * Pass errors as they are (`logger.warn("…", { error })`): a JsonLogger
+ * writes an Error field as { name, message, code, scope, stack, cause }, so
+ * nothing is lost the way `String(error)` loses stack, cause and code.
+ */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
@@ -23,7 +29,7 @@ export class JsonLogger implements Logger {
     if (LOG_LEVELS.indexOf(level) < this.min) return;
     let line: string;
     try {
-      line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...this.fields, ...fields });
+      line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...this.fields, ...fields }, errorReplacer);
     } catch {
       line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...this.fields });
     }
@@ -55,3 +61,19 @@ export const silentLogger: Logger = {
     return silentLogger;
   },
 };
+
+/** An Error as JSON: what it is, where it came from and why (its cause, to a few levels). */
+export function errorFields(e: Error, depth = 0): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: e.name, message: e.message };
+  const { code, scope } = e as { code?: unknown; scope?: unknown };
+  if (code !== undefined) out.code = code;
+  if (scope !== undefined) out.scope = scope;
+  if (e.stack) out.stack = e.stack;
+  if (e.cause !== undefined && depth < 3) out.cause = e.cause instanceof Error ? errorFields(e.cause, depth + 1) : e.cause;
+  if (e instanceof AggregateError) out.errors = e.errors.slice(0, 5).map((x: unknown) => (x instanceof Error ? errorFields(x, depth + 1) : x));
+  return out;
+}
+
+function errorReplacer(_key: string, value: unknown): unknown {
+  return value instanceof Error ? errorFields(value) : value;
+}

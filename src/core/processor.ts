@@ -13,7 +13,11 @@
 import type { Clock } from "./clock.js";
 import { Completer } from "./completer.js";
 import {
+  BudgetExceededError,
+  CancelledError,
   DeadlineError,
+  DecryptionError,
+  EncryptionKeyMissingError,
   LeaseLostError,
   ShutdownError,
   TimeoutError,
@@ -21,12 +25,15 @@ import {
   toErrorInfo,
   type ErrorInfo,
 } from "./errors.js";
+import { hasSealedArguments, openArguments, type Keyring } from "./encryption.js";
 import type { Emitter, JobEventMap } from "./events.js";
 import { Job, JobState, type JobRecord } from "./job.js";
 import type { Logger } from "./logger.js";
 import { WorkerResult, type WorkerContext, type WorkerRegistry } from "./registry.js";
 import { RetryPolicy, type RetryPolicy as RetryPolicyType } from "./retry.js";
-import type { LeaseRef, Outcome, Storage } from "./storage.js";
+import type { LeaseRef, Outcome, StorageDriver } from "./driver.js";
+import type { Storage } from "./storage.js";
+import type { Tracer } from "./tracing.js";
 
 export interface ProcessorOptions {
   serverId: string;
@@ -119,6 +126,14 @@ class RunContext implements WorkerContext {
   progress(value: unknown): Promise<boolean> {
     return this.processor.progressOne(this.entry, value);
   }
+  async dependencies(): Promise<Job[]> {
+    const flow = this.entry.record.flow;
+    if (!flow) return [];
+    const jobs = (await this.processor.storage.getMany(flow.dependsOn)).filter((j): j is Job => j !== null);
+    // "remove": the dependencies that finished another way are not this job's.
+    if (flow.otherwise !== "remove") return jobs;
+    return jobs.filter((j) => (flow.on === "success" ? j.state === JobState.Succeeded : flow.on === "failure" ? j.state === JobState.Failed : true));
+  }
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -131,24 +146,58 @@ interface Running {
   controller: RunAbort;
   startedAt: number;
   workerId: string;
+  /** Settles when the run's outcome is decided and submitted. */
+  decided: Promise<void>;
+  /** True once decided: the lease is no longer this run's to renew. */
+  over: boolean;
+  /** Settles when the worker slot is free again: after `decided`, and after the worker's own promise settles. */
   done: Promise<void>;
 }
 
-/** Observed durations per job name, for deadline planning (p95 of the last 50). */
+/**
+ * Observed durations per job name, for deadline planning: the p95 of the
+ * last 50 runs here, else an estimate another process stored (`prime`).
+ * A run cut off at a deadline counts with the time it had, a lower bound.
+ */
 export class DurationStats {
   private readonly samples = new Map<string, number[]>();
+  private readonly primed = new Map<string, number>();
+  private readonly changed = new Set<string>();
   record(name: string, ms: number): void {
     let s = this.samples.get(name);
     if (!s) this.samples.set(name, (s = []));
     s.push(ms);
     if (s.length > 50) s.shift();
+    this.changed.add(name);
   }
   p95(name: string): number | undefined {
     const s = this.samples.get(name);
-    if (!s || s.length === 0) return undefined;
+    if (!s || s.length === 0) return this.primed.get(name);
     const sorted = [...s].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)];
   }
+  /** Estimates read from the store; local samples take precedence. */
+  prime(estimates: Record<string, number>): void {
+    for (const [name, ms] of Object.entries(estimates)) if (Number.isFinite(ms) && ms >= 0) this.primed.set(name, ms);
+  }
+  /** The p95 of each name sampled since the last call, to store for other processes. */
+  takeChanged(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const name of this.changed) {
+      const p = this.p95(name);
+      if (p !== undefined) out[name] = p;
+    }
+    this.changed.clear();
+    return out;
+  }
+}
+
+/** What a deadline-bound fill knows about its invocation. */
+export interface Deadline {
+  /** Epoch ms by which runs must be over. */
+  deadline: number;
+  /** The whole time an invocation gets for jobs (ms): what a job must fit to ever run on this runtime. */
+  budgetMs: number;
 }
 
 export class Processor {
@@ -163,18 +212,28 @@ export class Processor {
   private readonly workerIds: string[] = [];
   private slotWaiters: Array<() => void> = [];
   private readonly completer: Completer;
+  private readonly driver: StorageDriver;
+  /** Opens sealed arguments for handlers (encryption.ts), and nothing else does. */
+  private readonly keyring: Keyring | undefined;
+  /** @internal What a run reads besides its own record (ctx.dependencies). */
+  readonly storage: Storage;
   private heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeating = false;
+  private readonly tracer: Tracer | undefined;
   readonly durations: DurationStats;
 
   constructor(
-    private readonly storage: Storage,
+    storage: Storage,
     private readonly registry: WorkerRegistry,
     private readonly opts: ProcessorOptions,
     durations?: DurationStats,
   ) {
     this.durations = durations ?? new DurationStats();
-    this.completer = new Completer(storage, opts);
+    this.driver = storage.driver;
+    this.keyring = storage.encryption;
+    this.storage = storage;
+    this.completer = new Completer(this.driver, { ...opts, settle: (ids, now) => storage.settleDependents(ids, now) });
+    this.tracer = storage.tracer;
     this.freeWorkerSlots = Array.from({ length: opts.concurrency }, (_, i) => opts.concurrency - i);
   }
 
@@ -197,7 +256,7 @@ export class Processor {
    * while the held ones still keep the workers busy. A sixth: while a
    * backlog lasts the server keeps up to two claims in flight
    * (MAX_CLAIMS_IN_FLIGHT), each needing its batch of room, and most of
-   * the buffer stays with the workers (a quarter measured no better).
+   * the buffer stays with the workers (docs/decisions/claims-in-flight.md).
    */
   wantsClaim(): boolean {
     const prefetch = this.opts.prefetch ?? 0;
@@ -209,7 +268,6 @@ export class Processor {
   claimCapacity(): number {
     return Math.max(0, this.opts.concurrency + (this.opts.prefetch ?? 0) - this.running.size - this.buffered.length - this.claiming);
   }
-
 
   /** Resolves when the next running job finishes (at once if none runs). */
   waitForCompletion(signal?: AbortSignal): Promise<void> {
@@ -227,21 +285,30 @@ export class Processor {
   /**
    * Claims up to the free slots and starts the jobs. With a deadline, a job
    * whose expected duration (its timeout, the default timeout, or the p95
-   * observed for its name) would not fit is handed straight back.
-   * Returns { claimed, started, unfit }.
+   * observed for its name) does not fit what is left is handed straight
+   * back, keeping its place at the head of its queue; one that could not
+   * fit even a whole invocation's budget fails with BudgetExceededError
+   * (it would otherwise come back forever).
+   * Returns { claimed, started, unfit (handed back), failed (could never fit) }.
    */
-  async fill(options: { deadline?: number; limit?: number } = {}): Promise<{ claimed: number; started: number; unfit: number }> {
+  async fill(
+    options: { deadline?: number; budgetMs?: number; limit?: number } = {},
+  ): Promise<{ claimed: number; started: number; unfit: number; failed: number }> {
     const capacity = options.deadline === undefined ? this.claimCapacity() : this.freeSlots() - this.buffered.length - this.claiming;
     const free = Math.min(capacity, this.opts.fetchBatchSize, options.limit ?? Infinity);
-    if (free <= 0) return { claimed: 0, started: 0, unfit: 0 };
+    if (free <= 0) return { claimed: 0, started: 0, unfit: 0, failed: 0 };
+    // A server with no workers (a producer, a dashboard) claims nothing: it
+    // could only fail other servers' jobs with UnknownJobNameError.
+    if (this.registry.size === 0) return { claimed: 0, started: 0, unfit: 0, failed: 0 };
     const now = this.opts.clock.now();
-    if (options.deadline !== undefined && options.deadline <= now) return { claimed: 0, started: 0, unfit: 0 };
+    if (options.deadline !== undefined && options.deadline <= now) return { claimed: 0, started: 0, unfit: 0, failed: 0 };
     // Held for this claim until it answers, so that a concurrent claim
     // cannot take the same room.
     this.claiming += free;
     let records: JobRecord[];
+    const sent = performance.now();
     try {
-      records = await this.storage.claim({
+      records = await this.driver.claim({
         queues: this.opts.queues,
         limit: free,
         owner: this.opts.serverId,
@@ -251,33 +318,88 @@ export class Processor {
     } finally {
       this.claiming -= free;
     }
+    // The store sets leaseUntil = now + leaseMs with the `now` sent. A claim
+    // held up on the way (a network partition: TCP delivers it when the route
+    // heals) is applied late with that stale `now`, and an answer that takes
+    // a lease or longer brings jobs whose leases have already run out, which
+    // another server may be reclaiming: they are not run here; their expired
+    // leases send them back to the queue.
+    const elapsed = performance.now() - sent;
+    if (this.tracer && records.length > 0) this.tracer.claimed(records, { serverId: this.opts.serverId, queues: this.opts.queues, elapsedMs: elapsed });
+    if (records.length > 0 && elapsed >= this.opts.leaseMs) {
+      this.opts.logger.warn("claim answered after its lease ran out (a slow or partitioned store); its jobs are left to be reclaimed", {
+        count: records.length,
+        elapsedMs: Math.round(elapsed),
+        leaseMs: this.opts.leaseMs,
+      });
+      if (this.opts.events.has("job:lost"))
+        for (const rec of records) this.opts.events.emit("job:lost", { id: rec.id, reason: "claim answered after its lease ran out" });
+      return { claimed: 0, started: 0, unfit: 0, failed: 0 };
+    }
     if (options.deadline === undefined) {
       // Run what free workers can take now; hold the rest until a worker frees up.
       this.buffered.push(...records);
       const before = this.running.size;
       this.startBuffered();
       if (this.buffered.length > 0) this.ensureHeartbeat();
-      return { claimed: records.length, started: this.running.size - before, unfit: 0 };
+      return { claimed: records.length, started: this.running.size - before, unfit: 0, failed: 0 };
     }
     let started = 0;
     const unfit: Outcome[] = [];
+    const budgetMs = options.budgetMs ?? options.deadline - now;
     for (const rec of records) {
-      if (now + this.expectedDuration(rec) > options.deadline) {
+      const expected = this.expectedDuration(rec);
+      if (expected > budgetMs) {
+        unfit.push(this.budgetFailure(rec, new BudgetExceededError(rec.id, `it is expected to run ${expected} ms (${this.expectedSource(rec)})`, budgetMs)));
+        continue;
+      }
+      if (now + expected > options.deadline) {
         unfit.push(this.releaseOutcome(rec, "released: would not finish before the invocation's deadline"));
         continue;
       }
-      this.start(rec);
+      this.start(rec, budgetMs);
       started++;
     }
     if (unfit.length > 0) {
       this.completer.submit(...unfit);
       await this.completer.flushAll();
     }
-    return { claimed: records.length, started, unfit: unfit.length };
+    return {
+      claimed: records.length,
+      started,
+      unfit: unfit.filter((o) => o.state === JobState.Enqueued).length,
+      failed: unfit.length - unfit.filter((o) => o.state === JobState.Enqueued).length,
+    };
   }
 
   expectedDuration(rec: JobRecord): number {
     return rec.timeoutMs ?? this.opts.jobTimeoutMs ?? this.durations.p95(rec.name) ?? 0;
+  }
+
+  private expectedSource(rec: JobRecord): string {
+    return rec.timeoutMs !== undefined ? "its timeout" : this.opts.jobTimeoutMs !== undefined ? "the default job timeout" : `the p95 of runs of ${rec.name}`;
+  }
+
+  /** Fails a job that cannot run on this runtime: no more attempts, the reason on the job. */
+  private budgetFailure(rec: JobRecord, error: BudgetExceededError): Outcome {
+    const info = toErrorInfo(error);
+    if (this.opts.events.has("job:failed")) this.opts.events.emit("job:failed", { job: rec, workerId: this.opts.serverId, durationMs: 0, error: info });
+    this.opts.logger.error("job can never fit an invocation's budget; failed", { jobId: rec.id, job: rec.name, error });
+    return { id: rec.id, token: rec.leaseToken, state: JobState.Failed, error: info, reason: `failed: ${error.message}`, worker: this.opts.serverId };
+  }
+
+  /**
+   * Cancelled jobs: a run of one of them here is aborted at once (its
+   * signal's reason a CancelledError, its outcome left to the store, which
+   * recorded the cancellation), and a held one is dropped.
+   */
+  cancel(ids: readonly string[], how?: string): void {
+    for (const id of ids) {
+      const entry = this.runningById.get(id);
+      if (entry && !entry.controller.aborted) entry.controller.abort(new CancelledError(id, how));
+    }
+    const gone = new Set(ids);
+    if (this.buffered.some((r) => gone.has(r.id))) this.buffered = this.buffered.filter((r) => !gone.has(r.id));
   }
 
   /** Aborts every running job with `reason` (shutdown or deadline); their outcomes become releases, as do held jobs'. */
@@ -318,7 +440,8 @@ export class Processor {
       clearTimeout(timer);
       if (timedOut) {
         this.abortAll(reason);
-        await Promise.all([...this.running.values()].map((r) => r.done));
+        // Outcomes, not slots: a worker that ignores its signal may run on, its outcome already recorded.
+        await Promise.all([...this.running.values()].map((r) => r.decided));
       }
     }
     await this.completer.flushAll();
@@ -332,7 +455,7 @@ export class Processor {
 
   // ------------------------------------------------------------ running
 
-  private start(rec: JobRecord): void {
+  private start(rec: JobRecord, budgetMs?: number): void {
     const controller = new RunAbort();
     const slot = this.freeWorkerSlots.pop() ?? this.running.size + 1;
     const workerId = (this.workerIds[slot] ??= `${this.opts.serverId}/${slot}`);
@@ -342,6 +465,8 @@ export class Processor {
       controller,
       startedAt: this.opts.clock.now(),
       workerId,
+      decided: Promise.resolve(),
+      over: false,
       done: Promise.resolve(),
     };
     const key = runKey(rec.id, rec.leaseToken);
@@ -350,15 +475,33 @@ export class Processor {
     this.runningById.set(rec.id, entry);
     this.running.set(key, entry);
     this.ensureHeartbeat();
-    entry.done = this.runAndRelease(entry, key, slot);
+    let decided!: () => void;
+    entry.decided = new Promise<void>((resolve) => {
+      decided = () => {
+        entry.over = true;
+        resolve();
+      };
+    });
+    entry.done = this.runAndRelease(entry, key, slot, decided, budgetMs);
   }
 
-  private async runAndRelease(entry: Running, key: string, slot: number): Promise<void> {
+  /**
+   * Runs the job and frees its slot. The slot stays taken until the
+   * worker's own promise settles, even when the run was aborted (timeout,
+   * lost lease, deadline) and its outcome already recorded: code that
+   * ignores its AbortSignal still runs, so counting it keeps workerCount a
+   * true bound on jobs running at once. Such an overrun is reported
+   * (`job:overrun`, a warning) once.
+   */
+  private async runAndRelease(entry: Running, key: string, slot: number, decided: () => void, budgetMs: number | undefined): Promise<void> {
     try {
-      await this.run(entry);
+      const pending = await this.run(entry, budgetMs);
+      decided();
+      if (pending) await this.outlive(entry, pending);
     } catch (e) {
-      this.opts.logger.error("processor failed to run a job", { jobId: entry.record.id, error: String(e) });
+      this.opts.logger.error("processor failed to run a job", { jobId: entry.record.id, error: e });
     } finally {
+      decided();
       this.running.delete(key);
       if (this.runningById.get(entry.record.id) === entry) this.runningById.delete(entry.record.id);
       this.freeWorkerSlots.push(slot);
@@ -372,7 +515,27 @@ export class Processor {
     }
   }
 
-  private async run(entry: Running): Promise<void> {
+  /** Waits for a worker that did not stop when aborted, holding its slot. */
+  private async outlive(entry: Running, pending: { settled: boolean; promise: Promise<unknown> }): Promise<void> {
+    if (pending.settled) return;
+    const rec = entry.record;
+    const reason = entry.controller.reason;
+    const why = reason instanceof Error ? reason.name : "aborted";
+    if (this.opts.events.has("job:overrun")) this.opts.events.emit("job:overrun", { job: rec, workerId: entry.workerId, reason: why });
+    this.opts.logger.warn("job ignored its abort signal and is still running; its worker slot stays taken until it returns", {
+      jobId: rec.id,
+      job: rec.name,
+      worker: entry.workerId,
+      reason: why,
+    });
+    await pending.promise;
+  }
+
+  /**
+   * One attempt: runs the worker and submits its outcome. Returns the
+   * worker's promise when the run was aborted before it settled.
+   */
+  private async run(entry: Running, budgetMs: number | undefined): Promise<{ settled: boolean; promise: Promise<unknown> } | undefined> {
     const { record: rec, controller, workerId } = entry;
     if (this.opts.events.has("job:start")) this.opts.events.emit("job:start", { job: rec, workerId });
     const worker = this.registry.get(rec.name);
@@ -380,6 +543,8 @@ export class Processor {
     const timeoutMs = rec.timeoutMs ?? this.opts.jobTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let outcome: { kind: "result"; result: WorkerResult } | { kind: "error"; error: unknown };
+    let pending: { settled: boolean; promise: Promise<unknown> } | undefined;
+    const span = this.tracer?.run(rec, workerId);
 
     if (!worker) {
       outcome = { kind: "error", error: new UnknownJobNameError(rec.name) };
@@ -388,12 +553,28 @@ export class Processor {
         timer = setTimeout(() => controller.abort(new TimeoutError(rec.id, timeoutMs)), timeoutMs);
       }
       try {
-        const returned = worker.execute(Job.fromRecord(rec), ctx);
+        const job = Job.fromRecord(rec);
+        // Only the handler's Job holds the plaintext: events, logs and outcomes keep reading `rec`.
+        if (hasSealedArguments(rec.args)) Object.assign(job, { arguments: await openArguments(rec.id, rec.args, this.keyring) });
+        const returned = span ? span.within(() => worker.execute(job, ctx)) : worker.execute(job, ctx);
         // A synchronous worker costs no promise; an asynchronous one races the abort.
-        const r = isThenable(returned) ? await controller.race(returned) : returned;
+        let r: WorkerResult | void;
+        if (isThenable(returned)) {
+          const p = { settled: false, promise: Promise.resolve(returned).then(settle, settle) };
+          function settle() {
+            p.settled = true;
+          }
+          pending = p;
+          r = await controller.race(returned);
+        } else {
+          r = returned;
+        }
         outcome = { kind: "result", result: r instanceof WorkerResult ? r : WorkerResult.success(r ?? undefined) };
       } catch (e) {
         outcome = { kind: "error", error: controller.aborted ? controller.reason : e };
+        // Another attempt cannot open them either: failed at once, not retried.
+        if (!controller.aborted && (e instanceof EncryptionKeyMissingError || e instanceof DecryptionError))
+          outcome = { kind: "result", result: WorkerResult.failure(e) };
       } finally {
         clearTimeout(timer);
       }
@@ -402,23 +583,64 @@ export class Processor {
     const now = this.opts.clock.now();
     const durationMs = Math.max(0, now - entry.startedAt);
     const reason = controller.reason;
+    const still = controller.aborted && pending !== undefined && !pending.settled ? pending : undefined;
+    span?.end({ outcome, aborted: reason });
     if (reason instanceof LeaseLostError) {
       // Fenced: whatever we wrote now would be refused; the next owner decides.
       ctx.logger.warn("lease lost; outcome dropped", {});
       if (this.opts.events.has("job:lost")) this.opts.events.emit("job:lost", { id: rec.id, reason: "lease lost while running" });
-      return;
+      return still;
     }
-    if (reason instanceof ShutdownError || reason instanceof DeadlineError) {
-      this.completer.submit(this.releaseOutcome(rec, `released: ${reason instanceof ShutdownError ? "server shutting down" : "invocation deadline"}`));
-      return;
+    if (reason instanceof CancelledError) {
+      // The store recorded the cancellation; nothing of this run is written.
+      ctx.logger.info("job cancelled while running", {});
+      if (this.opts.events.has("job:cancelled")) this.opts.events.emit("job:cancelled", { id: rec.id, workerId, job: rec });
+      return still;
+    }
+    if (reason instanceof ShutdownError) {
+      this.completer.submit(this.releaseOutcome(rec, "released: server shutting down"));
+      return still;
+    }
+    if (reason instanceof DeadlineError) {
+      this.completer.submit(this.cutOff(rec, durationMs, budgetMs));
+      return still;
     }
     this.durations.record(rec.name, durationMs);
     this.completer.submit(this.decide(rec, outcome, now, workerId, durationMs, ctx));
+    return still;
+  }
+
+  /**
+   * A run cut off at an invocation's deadline. Its time so far feeds the
+   * estimate (a lower bound), so a job that outgrows the budget is soon
+   * known as one. A run that had at least half a whole budget counts as an
+   * attempt, and once attempts run out the job fails with
+   * BudgetExceededError; a run started late gives its attempt back. Either
+   * way the job keeps its place at the head of its queue, so the next
+   * invocation starts it first, with its whole budget.
+   */
+  private cutOff(rec: JobRecord, durationMs: number, budgetMs: number | undefined): Outcome {
+    this.durations.record(rec.name, durationMs);
+    const counts = budgetMs !== undefined && durationMs * 2 >= budgetMs;
+    if (counts && rec.attempts >= rec.maxAttempts) {
+      return this.budgetFailure(
+        rec,
+        new BudgetExceededError(rec.id, `it was cut off at the invocation's deadline in each of its ${rec.attempts} attempts`, budgetMs),
+      );
+    }
+    const outcome = this.releaseOutcome(
+      rec,
+      counts
+        ? `released: cut off at the invocation's deadline after ${durationMs} ms (attempt ${rec.attempts} of ${rec.maxAttempts} counted)`
+        : "released: invocation deadline",
+    );
+    if (counts) outcome.countAttempt = true;
+    return outcome;
   }
 
   /** Extends one job's lease now (ctx.heartbeat()). */
   async heartbeatOne(entry: Running): Promise<boolean> {
-    const owned = await this.storage.extendLeases([entry.lease], this.opts.leaseMs, this.opts.clock.now());
+    const owned = await this.driver.extendLeases([entry.lease], this.opts.leaseMs, this.opts.clock.now());
     if (owned.length === 0) {
       entry.controller.abort(new LeaseLostError(entry.record.id));
       return false;
@@ -428,7 +650,7 @@ export class Processor {
 
   /** Records a progress value for one job (ctx.progress()). */
   async progressOne(entry: Running, value: unknown): Promise<boolean> {
-    const ok = await this.storage.setProgress(entry.lease, value, this.opts.clock.now());
+    const ok = await this.driver.setProgress(entry.lease, value, this.opts.clock.now());
     if (!ok) entry.controller.abort(new LeaseLostError(entry.record.id));
     return ok;
   }
@@ -445,7 +667,14 @@ export class Processor {
     if (outcome.kind === "result" && outcome.result.kind === "success") {
       const result = outcome.result.value;
       if (this.opts.events.has("job:succeeded")) this.opts.events.emit("job:succeeded", { job: rec, workerId, durationMs, result });
-      return { id: rec.id, token: rec.leaseToken, worker: workerId, state: JobState.Succeeded, result: result === undefined ? undefined : jsonOrString(result), reason: "succeeded" };
+      return {
+        id: rec.id,
+        token: rec.leaseToken,
+        worker: workerId,
+        state: JobState.Succeeded,
+        result: result === undefined ? undefined : jsonOrString(result),
+        reason: "succeeded",
+      };
     }
     const base = { id: rec.id, token: rec.leaseToken, worker: workerId };
     let error: ErrorInfo;
@@ -496,30 +725,59 @@ export class Processor {
     this.heartbeatTimer = null;
   }
 
+  /**
+   * Runs whose lease a heartbeat found gone. One read of their jobs tells
+   * a cancellation (the reason a CancelledError, as a store's channel would
+   * have said at once; over HTTP-only stores the heartbeat is that channel)
+   * from a lost lease; when the read fails they are taken as lost, which
+   * drops their outcomes all the same.
+   */
+  private async abortGone(gone: Running[]): Promise<void> {
+    let records: Array<JobRecord | null> = [];
+    try {
+      records = await this.driver.get(gone.map((e) => e.record.id));
+    } catch (error) {
+      this.opts.logger.warn("could not read jobs whose lease was lost; taken as lost", { error });
+    }
+    gone.forEach((e, i) => {
+      const how = cancelledHow(records[i], e.lease.token);
+      e.controller.abort(how === undefined ? new LeaseLostError(e.record.id) : new CancelledError(e.record.id, how));
+    });
+  }
+
   /** Extends every running and held lease in one call; drops the jobs whose lease is gone. */
   async beat(): Promise<void> {
     if (this.running.size === 0 && this.buffered.length === 0) return;
     this.heartbeating = true;
-    const entries = [...this.running.values()];
+    const entries = [...this.running.values()].filter((e) => !e.over);
     const held = [...this.buffered];
     try {
       const leases = [...entries.map((e) => e.lease), ...held.map((r) => ({ id: r.id, token: r.leaseToken }))];
-      const owned = new Set(await this.storage.extendLeases(leases, this.opts.leaseMs, this.opts.clock.now()));
-      for (const e of entries) {
-        if (!owned.has(e.record.id) && !e.controller.aborted) {
-          e.controller.abort(new LeaseLostError(e.record.id));
-        }
-      }
+      const owned = new Set(await this.driver.extendLeases(leases, this.opts.leaseMs, this.opts.clock.now()));
       const lost = held.filter((r) => !owned.has(r.id));
       if (lost.length > 0) this.buffered = this.buffered.filter((r) => !lost.includes(r));
+      const gone = entries.filter((e) => !owned.has(e.record.id) && !e.controller.aborted);
+      if (gone.length > 0) await this.abortGone(gone);
     } catch (error) {
       this.opts.events.emit("storage:error", { operation: "extendLeases", error });
-      this.opts.logger.warn("heartbeat failed; retrying next beat", { error: String(error) });
+      this.opts.logger.warn("heartbeat failed; retrying next beat", { error });
     } finally {
       this.heartbeating = false;
       if (this.running.size > 0 || this.buffered.length > 0) this.ensureHeartbeat();
     }
   }
+}
+
+/**
+ * How a run's job was ended, when a cancel or delete ended it: the job is
+ * `deleted`, its token one past the run's (the transition's bump, so no
+ * reclaim came between) and its last history entry says who. Undefined
+ * when the lease went some other way.
+ */
+function cancelledHow(rec: JobRecord | null | undefined, token: number): string | undefined {
+  if (!rec || rec.state !== JobState.Deleted || rec.leaseToken !== token + 1) return undefined;
+  const reason = rec.history.at(-1)?.reason;
+  return reason !== undefined && (reason.startsWith("cancelled") || reason.startsWith("deleted")) ? reason : undefined;
 }
 
 function jsonOrString(v: unknown): unknown {

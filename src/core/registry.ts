@@ -4,7 +4,7 @@
  */
 import { ValidationError, type ErrorInfo, toErrorInfo } from "./errors.js";
 import type { Job } from "./job.js";
-import { validateJobName } from "./job.js";
+import { validateJobName } from "./rules.js";
 import type { Logger } from "./logger.js";
 import type { RetryPolicy } from "./retry.js";
 
@@ -49,6 +49,13 @@ export interface WorkerContext {
   heartbeat(): Promise<boolean>;
   /** Records a progress value (JSON) on the job. False when the lease is lost. */
   progress(value: unknown): Promise<boolean>;
+  /**
+   * The jobs this one waited for (a flow's children, a continuation's
+   * parent), read now, with their state, result and error; empty for a job
+   * that waited for nothing. With `onChildFailure: "remove"`, only those
+   * that finished as asked. Readable while the store keeps them (retention).
+   */
+  dependencies(): Promise<Job[]>;
 }
 
 export interface Worker {
@@ -93,5 +100,10 @@ export class WorkerRegistry {
 
   names(): string[] {
     return [...this.workers.keys()];
+  }
+
+  /** How many names have a worker. */
+  get size(): number {
+    return this.workers.size;
   }
 }

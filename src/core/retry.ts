@@ -7,9 +7,8 @@
  * worker that registers it.
  */
 
-export type RetrySpec =
-  | { kind: "exponential"; baseMs: number; maxMs: number; jitter: number }
-  | { kind: "fixed"; delayMs: number };
+import { backoffMs } from "./backoff.js";
+export type RetrySpec = { kind: "exponential"; baseMs: number; maxMs: number; jitter: number } | { kind: "fixed"; delayMs: number };
 
 export interface RetryPolicy {
   /** Milliseconds to wait before attempt `attempt + 1`, after attempt `attempt` (1-based) failed. */
@@ -28,9 +27,7 @@ export class ExponentialBackoff implements RetryPolicy {
     private readonly random: () => number = Math.random,
   ) {}
   delayFor(attempt: number, _error?: unknown): number {
-    const raw = Math.min(this.maxMs, this.baseMs * 2 ** Math.max(0, attempt - 1));
-    const spread = raw * this.jitter * (this.random() - 0.5);
-    return Math.max(0, Math.round(raw + spread));
+    return backoffMs(attempt, { baseMs: this.baseMs, maxMs: this.maxMs, jitter: this.jitter, random: this.random });
   }
   toSpec(): RetrySpec {
     return { kind: "exponential", baseMs: this.baseMs, maxMs: this.maxMs, jitter: this.jitter };

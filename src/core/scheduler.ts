@@ -16,7 +16,11 @@ import { Cron } from "croner";
 import type { Emitter, JobEventMap } from "./events.js";
 import { Job } from "./job.js";
 import type { Logger } from "./logger.js";
-import type { RecurringDefinition, Storage } from "./storage.js";
+import type { RecurringDefinition } from "./driver.js";
+import type { Storage } from "./storage.js";
+
+/** The metadata key naming the recurring definition a job came from (fired by the scheduler or by hand). */
+export const RECURRING_ORIGIN = "recurringId";
 
 export interface MaintenanceReport {
   promoted: number;
@@ -72,14 +76,14 @@ export class Scheduler {
       try {
         slot = dueSlot(def, now);
       } catch (e) {
-        this.logger.error("recurring definition has an invalid cron", { id: def.id, error: String(e) });
+        this.logger.error("recurring definition has an invalid cron", { id: def.id, error: e });
         continue;
       }
       if (slot === undefined) continue;
       const job = new Job(def.name, def.args, {
         ...def.options,
         uniqueKey: recurringUniqueKey(def.id, slot),
-        metadata: { ...(def.options.metadata ?? {}), recurringId: def.id, slot: new Date(slot).toISOString() },
+        metadata: { ...(def.options.metadata ?? {}), [RECURRING_ORIGIN]: def.id, slot: new Date(slot).toISOString() },
       });
       due.push({ def, slot, job });
     }
@@ -90,7 +94,7 @@ export class Scheduler {
     for (const d of due) {
       // The unique key already made the enqueue once-only; lastSlot just
       // records progress so that an old slot is not fired again later.
-      const first = await this.storage.markRecurringFired(d.def.id, d.slot);
+      const first = await this.storage.driver.markRecurringFired(d.def.id, d.slot);
       d.def.lastSlot = d.slot;
       if (first) {
         fired++;
@@ -106,9 +110,14 @@ export class Scheduler {
    * one request less on a metered store.
    */
   async maintain(now: number, defs?: RecurringDefinition[], options: { promote?: boolean } = {}): Promise<MaintenanceReport> {
-    const promoted = options.promote === false ? 0 : await this.storage.promoteDue(now, this.batch);
-    const reclaimed = await this.storage.reclaimExpired(now, this.batch);
-    if (reclaimed > 0) this.logger.warn("reclaimed jobs whose lease expired", { count: reclaimed });
+    const promoted = options.promote === false ? 0 : await this.storage.driver.promoteDue(now, this.batch);
+    const reclaimed = await this.storage.driver.reclaimExpired(now, this.batch);
+    if (reclaimed > 0) {
+      this.logger.warn("reclaimed jobs whose lease expired", { count: reclaimed });
+      this.events.emit("jobs:reclaimed", { count: reclaimed });
+    }
+    // Waiters a killed process did not settle (flows.ts): one page per beat.
+    await this.storage.sweepAwaiting(now);
     const fired = await this.fireRecurring(now, defs);
     return { promoted, reclaimed, fired };
   }

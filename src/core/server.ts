@@ -9,28 +9,26 @@
  * object wakes it at once; so does a backend notification (Postgres
  * LISTEN/NOTIFY) through `wake()`.
  */
+import { backoffMs } from "./backoff.js";
 import { StoreAlignedClock, sleep, type Clock } from "./clock.js";
-import type { ResolvedServerConfig } from "./config.js";
-import { ServerConfig } from "./config.js";
+import type { ResolvedServerConfig } from "./config/index.js";
+import { ServerConfig } from "./config/index.js";
 import { ShutdownError } from "./errors.js";
 import { Emitter, type JobEventMap, type Listener } from "./events.js";
 import type { Logger } from "./logger.js";
 import { Processor } from "./processor.js";
 import type { WorkerRegistry } from "./registry.js";
 import { Scheduler, nextSlot } from "./scheduler.js";
-import type { RecurringDefinition, Storage } from "./storage.js";
+import type { RecurringDefinition } from "./driver.js";
+import type { Storage } from "./storage.js";
 
 /**
  * Claims a server with a prefetch buffer keeps in flight at once while a
  * backlog lasts: the store works on the next batches while this process
- * starts the last one. With one claim at a time, the claim round trip
- * (store time plus decoding, ~70 µs a job on Postgres) bounded throughput
- * while both cores still had room. Two, not three: on Postgres each claim
- * in flight makes the next one step over the rows it has locked (SKIP
- * LOCKED still visits them) and claims get smaller; in alternating runs
- * (bench/tools/seam-timing.ts, prefetch 500, c=20) two took ~20% less
- * PostgreSQL CPU per job than three and processed more jobs/s on Postgres
- * and on Redis over TCP.
+ * starts the last one, so the claim round trip does not bound throughput.
+ * Two, not more: on Postgres each claim in flight makes the next one step
+ * over the rows it has locked (SKIP LOCKED still visits them), so claims
+ * get smaller and cost more per job. See docs/decisions/claims-in-flight.md.
  */
 export const MAX_CLAIMS_IN_FLIGHT = 2;
 
@@ -49,6 +47,7 @@ export class BackgroundJobServer {
   private recurringTimer: ReturnType<typeof setTimeout> | null = null;
   private defs: RecurringDefinition[] = [];
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeCancel: (() => void) | null = null;
   private maintaining: Promise<void> | null = null;
   private wakeAtTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeAtTime = Infinity;
@@ -107,13 +106,18 @@ export class BackgroundJobServer {
     this.stopping = new AbortController();
     const queues = new Set(this.config.queues);
     // early: where the store keeps call order (Redis over one connection), the claim goes right behind the insert.
-    this.unsubscribe = this.storage.onEnqueue((jobs) => {
-      const now = this.config.clock.now();
-      let soonest = Infinity;
-      for (const j of jobs) if (queues.has(j.queue)) soonest = Math.min(soonest, j.runAt);
-      if (soonest <= now) this.wake();
-      else if (soonest !== Infinity) this.wakeAt(soonest);
-    }, { early: true });
+    this.unsubscribe = this.storage.onEnqueue(
+      (jobs) => {
+        const now = this.config.clock.now();
+        let soonest = Infinity;
+        for (const j of jobs) if (queues.has(j.queue)) soonest = Math.min(soonest, j.runAt);
+        if (soonest <= now) this.wake();
+        else if (soonest !== Infinity) this.wakeAt(soonest);
+      },
+      { early: true },
+    );
+    // A job cancelled or deleted through this storage stops here at once.
+    this.unsubscribeCancel = this.storage.onCancel((ids, reason) => this.processor.cancel(ids, reason));
     this.logger.info("server started", { workers: this.config.workerCount, queues: this.config.queues, storage: this.storage.kind });
     if (this.config.enableScheduler) this.scheduleMaintenance(0);
     this.loopDone = this.loop();
@@ -134,6 +138,7 @@ export class BackgroundJobServer {
     if (this.wakeAtTimer) clearTimeout(this.wakeAtTimer);
     this.wakeAtTime = Infinity;
     this.unsubscribe?.();
+    this.unsubscribeCancel?.();
     await this.loopDone;
     await this.maintaining;
     await this.processor.drain(graceMs, new ShutdownError());
@@ -155,11 +160,14 @@ export class BackgroundJobServer {
     if (delay > this.config.maxPollingIntervalMs) return;
     if (this.wakeAtTimer) clearTimeout(this.wakeAtTimer);
     this.wakeAtTime = at;
-    this.wakeAtTimer = setTimeout(() => {
-      this.wakeAtTimer = null;
-      this.wakeAtTime = Infinity;
-      this.wake();
-    }, Math.max(0, delay));
+    this.wakeAtTimer = setTimeout(
+      () => {
+        this.wakeAtTimer = null;
+        this.wakeAtTime = Infinity;
+        this.wake();
+      },
+      Math.max(0, delay),
+    );
   }
 
   private waitForWake(ms: number): Promise<void> {
@@ -168,14 +176,13 @@ export class BackgroundJobServer {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = (): void => {
         clearTimeout(t);
-        if (self.wakeWait === done) self.wakeWait = null;
-        self.wakePending = false;
+        if (this.wakeWait === done) this.wakeWait = null;
+        this.wakePending = false;
         resolve();
-      }
+      };
+      const t = setTimeout(done, ms);
       this.wakeWait = done;
     });
   }
@@ -208,7 +215,7 @@ export class BackgroundJobServer {
         errors++;
         backlog = false;
         this.events.emit("storage:error", { operation: "claim", error });
-        this.logger.warn("claim failed; backing off", { error: String(error) });
+        this.logger.warn("claim failed; backing off", { error });
         return error instanceof Error ? error : new Error(String(error));
       }
     };
@@ -231,14 +238,13 @@ export class BackgroundJobServer {
       const result = await claim();
       if (!this.running) break;
       if (result instanceof Error) {
-        await sleep(Math.min(max, base * 2 ** Math.min(errors, 6)), this.stopping!.signal);
+        await sleep(backoffMs(errors + 1, { baseMs: base, maxMs: max }), this.stopping!.signal);
         continue;
       }
       if (backlog) continue;
       // claim() has set idle to 0 if it took jobs.
       if (result === 0) idle++;
-      const wait = Math.min(max, base * 2 ** Math.max(0, idle - 1));
-      await this.waitForWake(wait * (0.9 + Math.random() * 0.2));
+      await this.waitForWake(backoffMs(idle, { baseMs: base, maxMs: max, jitter: 0.2 }));
     }
     // Jobs claimed after the stop go back with the held ones when the processor drains.
     await Promise.all(inFlight);
@@ -271,7 +277,7 @@ export class BackgroundJobServer {
       this.armRecurringTimer();
     } catch (error) {
       this.events.emit("storage:error", { operation: "maintenance", error });
-      this.logger.warn("maintenance failed; will retry", { error: String(error) });
+      this.logger.warn("maintenance failed; will retry", { error });
     }
   }
 
@@ -291,16 +297,19 @@ export class BackgroundJobServer {
     }
     const delay = soonest - now;
     if (!Number.isFinite(delay) || delay >= this.config.schedulerIntervalMs) return;
-    this.recurringTimer = setTimeout(() => {
-      this.recurringTimer = null;
-      if (!this.running) return;
-      this.scheduler
-        .fireRecurring(this.config.clock.now(), this.defs)
-        .then((n) => {
-          if (n > 0) this.wake();
-        })
-        .catch((error) => this.events.emit("storage:error", { operation: "recurring", error }))
-        .finally(() => this.armRecurringTimer());
-    }, Math.max(0, delay) + 5);
+    this.recurringTimer = setTimeout(
+      () => {
+        this.recurringTimer = null;
+        if (!this.running) return;
+        this.scheduler
+          .fireRecurring(this.config.clock.now(), this.defs)
+          .then((n) => {
+            if (n > 0) this.wake();
+          })
+          .catch((error) => this.events.emit("storage:error", { operation: "recurring", error }))
+          .finally(() => this.armRecurringTimer());
+      },
+      Math.max(0, delay) + 5,
+    );
   }
 }

@@ -6,12 +6,20 @@
  * The deadline is respected in three ways:
  * - no claim is made once less than `safetyMs` remains;
  * - a claimed job whose expected duration (its timeout, the default timeout,
- *   or the p95 observed for its name) would not fit is handed back at once,
- *   and claiming stops: the budget only shrinks;
+ *   or the p95 observed for its name) would not fit what is left is handed
+ *   back at once, keeping its place at the head of its queue, and claiming
+ *   stops: the budget only shrinks. A job that would not fit even a whole
+ *   invocation fails with BudgetExceededError instead of coming back forever;
  * - at `deadline - safetyMs`, jobs still running are aborted and released
- *   to `enqueued`, so the next invocation runs them. If the platform kills us
- *   before even that, their leases simply run out and any invocation
- *   reclaims them.
+ *   to `enqueued`, so the next invocation runs them first. A run cut off
+ *   after at least half a budget counts as an attempt (see
+ *   Processor.cutOff), so a job that always outgrows the budget ends
+ *   `failed`. If the platform kills us before even that, their leases
+ *   simply run out and any invocation reclaims them.
+ *
+ * Expected durations persist in the store (`readEstimates` at the start of
+ * a tick, `writeEstimates` of what it measured at the end), so a cold
+ * isolate plans with what earlier invocations learned.
  */
 import { StoreAlignedClock, systemClock } from "./clock.js";
 import { DeadlineError } from "./errors.js";
@@ -69,14 +77,25 @@ const sharedDurations = new DurationStats();
 export async function tick(o: TickOptions): Promise<TickReport> {
   let clock: Clock = o.clock ?? systemClock;
   let deadline = o.deadline;
-  if (o.clock === undefined && o.clockSync !== false) {
-    // One extra round trip per invocation keeps leases on the store's clock;
-    // the platform's deadline is on ours, so it moves by the same offset.
-    const aligned = new StoreAlignedClock(systemClock);
-    deadline += await aligned.sync(() => o.storage.serverTime());
+  const durations = o.durations ?? sharedDurations;
+  const driver = o.storage.driver;
+  const logger = o.logger ?? silentLogger;
+  const sync = o.clock === undefined && o.clockSync !== false;
+  // Both go out together: over an HTTP driver they share one request.
+  const aligned = sync ? new StoreAlignedClock(systemClock) : undefined;
+  const [offset, estimates] = await Promise.all([
+    aligned ? aligned.sync(() => o.storage.serverTime()) : 0,
+    driver.readEstimates().catch((error: unknown) => {
+      logger.warn("could not read duration estimates; planning with this isolate's own", { error });
+      return {};
+    }),
+  ]);
+  durations.prime(estimates);
+  if (aligned) {
+    // Leases follow the store's clock; the platform's deadline is on ours, so it moves by the same offset.
+    deadline += offset;
     clock = aligned;
   }
-  const logger = o.logger ?? silentLogger;
   const events = o.events ?? new Emitter<JobEventMap>();
   const safetyMs = o.safetyMs ?? 1000;
   const stopAt = deadline - safetyMs;
@@ -107,8 +126,9 @@ export async function tick(o: TickOptions): Promise<TickReport> {
         logger,
         events,
       },
-      o.durations ?? sharedDurations,
+      durations,
     );
+    const budgetMs = Math.max(0, stopAt - clock.now());
     const stop = new AbortController();
     const timer = setTimeout(() => stop.abort(), Math.max(0, stopAt - clock.now()));
     try {
@@ -117,9 +137,10 @@ export async function tick(o: TickOptions): Promise<TickReport> {
         if (o.maxJobs !== undefined && report.processed >= o.maxJobs) break;
         if (processor.freeSlots() > 0) {
           const limit = o.maxJobs !== undefined ? o.maxJobs - report.processed : undefined;
-          const r = await processor.fill({ deadline: stopAt, ...(limit !== undefined ? { limit } : {}) });
+          const r = await processor.fill({ deadline: stopAt, budgetMs, ...(limit !== undefined ? { limit } : {}) });
           report.processed += r.started;
           report.deferred += r.unfit;
+          // The budget only shrinks: once a job did not fit what is left, the next would not either.
           if (r.unfit > 0) break;
           if (r.claimed === 0) {
             if (processor.runningCount === 0) drained = true;
@@ -135,6 +156,10 @@ export async function tick(o: TickOptions): Promise<TickReport> {
       report.released -= report.deferred;
     } finally {
       clearTimeout(timer);
+    }
+    const learned = durations.takeChanged();
+    if (Object.keys(learned).length > 0) {
+      await driver.writeEstimates(learned, clock.now()).catch((error: unknown) => logger.warn("could not store duration estimates", { error }));
     }
     return report;
   } finally {

@@ -15,18 +15,18 @@
  * No vitest import here.
  */
 import { JobState, type JobRecord } from "../../src/core/job.js";
-import type { ListFilter, Storage } from "../../src/core/storage.js";
+import { validateFilter, type ListFilter, type Storage } from "../../src/core/storage.js";
 import type { Run } from "./run-log.js";
 
 /** Every record matching `filter`, oldest first, page by page. */
 export async function listAll(storage: Storage, filter: ListFilter = {}): Promise<JobRecord[]> {
   const out: JobRecord[] = [];
-  let cursor: string | undefined;
+  let after: { sortValue: number; id: string } | undefined;
   do {
-    const page = await storage.listRecords(filter, { limit: 500, sort: "createdAt", order: "asc", ...(cursor ? { cursor } : {}) });
+    const page = await storage.driver.list(validateFilter(filter), { limit: 500, sort: "createdAt", order: "asc", ...(after ? { after } : {}) });
     out.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
+    after = page.next;
+  } while (after);
   return out;
 }
 
@@ -38,6 +38,7 @@ const NEXT: Record<JobState, readonly JobState[]> = {
   succeeded: ["enqueued"],
   failed: ["enqueued"],
   deleted: ["enqueued"],
+  awaiting: ["enqueued", "failed", "deleted"],
 };
 
 /** How far apart two processes' (store-aligned) clocks may be and still order history entries. */
@@ -51,7 +52,8 @@ export function historyProblems(r: JobRecord): string[] {
   const problems: string[] = [];
   const h = r.history;
   if (h.length === 0) return [`${r.id}: empty history`];
-  if (h[0]!.state !== JobState.Enqueued && h[0]!.state !== JobState.Scheduled) problems.push(`${r.id}: starts in ${h[0]!.state}`);
+  if (h[0]!.state !== JobState.Enqueued && h[0]!.state !== JobState.Scheduled && h[0]!.state !== JobState.Awaiting)
+    problems.push(`${r.id}: starts in ${h[0]!.state}`);
   let claims = 0;
   let released = 0;
   for (let i = 0; i < h.length; i++) {
@@ -68,7 +70,8 @@ export function historyProblems(r: JobRecord): string[] {
   }
   if (h[h.length - 1]!.state !== r.state) problems.push(`${r.id}: state ${r.state} but history ends in ${h[h.length - 1]!.state}`);
   // A released attempt is given back (attempts - 1); every other claim counts.
-  if (h.length < 50 && r.attempts !== claims - released) problems.push(`${r.id}: attempts ${r.attempts} but the history shows ${claims} claims, ${released} released`);
+  if (h.length < 50 && r.attempts !== claims - released)
+    problems.push(`${r.id}: attempts ${r.attempts} but the history shows ${claims} claims, ${released} released`);
   return problems;
 }
 

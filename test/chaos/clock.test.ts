@@ -29,6 +29,7 @@ import { figures, rand, until } from "./helpers.js";
 import { SKEW_PRELOAD, removeTempDirs, startWorker, stopAll, type ChaosWorker } from "./processes.js";
 import { openRunLog, type RunLogSpec } from "./run-log.js";
 import { openStore, specLabel, type StoreSpec } from "./stores.js";
+import { record } from "../helpers/records.js";
 
 const SKEW = 5 * 60_000;
 const LEASE_MS = 1000;
@@ -38,7 +39,10 @@ const JUMP_MS = -3000;
 /** Starts a worker with a skewed clock and checks that its clock really is off by that much. */
 async function skewedWorker(spec: StoreSpec, runLog: RunLogSpec, skewMs: number, tag: string): Promise<ChaosWorker> {
   const before = Date.now();
-  const w = await startWorker({ store: spec, runLog, serverId: `clock-${tag}-${rand()}`, leaseMs: LEASE_MS, concurrency: 3, schedulerMs: 200, pollMs: 20 }, { skewMs });
+  const w = await startWorker(
+    { store: spec, runLog, serverId: `clock-${tag}-${rand()}`, leaseMs: LEASE_MS, concurrency: 3, schedulerMs: 200, pollMs: 20 },
+    { skewMs },
+  );
   const theirs = Number((await w.waitFor(/^READY \S+ (\d+)$/))[1]);
   expect(Math.abs(theirs - Date.now() - skewMs), "the worker's clock is skewed as asked").toBeLessThan(Date.now() - before + 1000);
   return w;
@@ -49,7 +53,12 @@ async function leasesUnderSkew(spec: StoreSpec, runLogSpec: RunLogSpec): Promise
   const runLog = await openRunLog(runLogSpec);
   const workers: ChaosWorker[] = [];
   try {
-    for (const [skew, tag] of [[-SKEW, "slow"], [0, "true"], [SKEW, "fast"]] as const) workers.push(await skewedWorker(spec, runLogSpec, skew, tag));
+    for (const [skew, tag] of [
+      [-SKEW, "slow"],
+      [0, "true"],
+      [SKEW, "fast"],
+    ] as const)
+      workers.push(await skewedWorker(spec, runLogSpec, skew, tag));
     const ids = await storage.enqueue(Array.from({ length: 12 }, () => new Job("work", [JOB_MS], { maxAttempts: 5 })));
     await until(async () => ((await storage.stats({ minutes: 1, hours: 1 })).states.succeeded >= ids.length ? true : undefined), 30_000, 100);
     const records = await listAll(storage);
@@ -102,7 +111,13 @@ async function recurringAcrossJump(spec: StoreSpec, runLogSpec: RunLogSpec): Pro
     const runs = await runLog.all();
     const perSlot = countBy(runs, (r) => r.note);
     const twice = [...perSlot].filter(([, n]) => n > 1).map(([slot, n]) => `${slot} ran ${n} times`);
-    figures(`clock-jump/${specLabel(spec)}`, { cron: "every second", slots: perSlot.size, purged_before_jump: purged, jump_ms: JUMP_MS, slots_run_twice: twice.length });
+    figures(`clock-jump/${specLabel(spec)}`, {
+      cron: "every second",
+      slots: perSlot.size,
+      purged_before_jump: purged,
+      jump_ms: JUMP_MS,
+      slots_run_twice: twice.length,
+    });
     expect(purged).toBeGreaterThan(0);
     expect(twice).toEqual([]);
   } finally {
@@ -117,7 +132,14 @@ const LAMBDA = fileURLToPath(new URL("./fixtures/lambda-invocation.ts", import.m
 /** One scheduled invocation in a process whose clock is `skewMs` off; resolves with its report and whether it started `jobId`. */
 function skewedInvocation(spec: StoreSpec, skewMs: number, budgetMs: number, queues: string): Promise<{ report: TickReport; started: string[] }> {
   const child = spawn(process.execPath, ["--import", "tsx", "--import", SKEW_PRELOAD, LAMBDA], {
-    env: { ...process.env, QML_CHAOS_STORE: JSON.stringify(spec), QML_CHAOS_SKEW_MS: String(skewMs), QML_CHAOS_BUDGET_MS: String(budgetMs), QML_CHAOS_LEASE_MS: String(LEASE_MS), QML_CHAOS_QUEUES: queues },
+    env: {
+      ...process.env,
+      QML_CHAOS_STORE: JSON.stringify(spec),
+      QML_CHAOS_SKEW_MS: String(skewMs),
+      QML_CHAOS_BUDGET_MS: String(budgetMs),
+      QML_CHAOS_LEASE_MS: String(LEASE_MS),
+      QML_CHAOS_QUEUES: queues,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -137,16 +159,24 @@ async function lambdaUnderSkew(spec: StoreSpec, runLogSpec: RunLogSpec): Promise
   const storage = await openStore(spec);
   let node: ChaosWorker | undefined;
   try {
-    node = await startWorker({ store: spec, runLog: runLogSpec, serverId: `clock-node-${rand()}`, leaseMs: LEASE_MS, concurrency: 1, schedulerMs: 200, pollMs: 20 });
+    node = await startWorker({
+      store: spec,
+      runLog: runLogSpec,
+      serverId: `clock-node-${rand()}`,
+      leaseMs: LEASE_MS,
+      concurrency: 1,
+      schedulerMs: 200,
+      pollMs: 20,
+    });
     // A: held by the Node worker for four leases, kept by heartbeats.
     const a = await storage.enqueue(new Job("work", [4 * LEASE_MS], { maxAttempts: 5 }));
-    await until(async () => ((await storage.getRecord(a))?.state === JobState.Processing ? true : undefined), 10_000, 20);
+    await until(async () => ((await record(storage, a))?.state === JobState.Processing ? true : undefined), 10_000, 20);
     const fast = await skewedInvocation(spec, SKEW, 1500, "default");
     // B: only Lambdas take its queue; the slow one runs it for 2.5 leases.
     const b = await storage.enqueue(new Job("work", [2.5 * LEASE_MS], { queue: "lambda", maxAttempts: 5 }));
     const slow = await skewedInvocation(spec, -SKEW, 2.5 * LEASE_MS + 2000, "lambda");
-    await until(async () => ((await storage.getRecord(a))?.state === JobState.Succeeded ? true : undefined), 15_000, 50);
-    const [ra, rb] = await Promise.all([storage.getRecord(a), storage.getRecord(b)]);
+    await until(async () => ((await record(storage, a))?.state === JobState.Succeeded ? true : undefined), 15_000, 50);
+    const [ra, rb] = await Promise.all([record(storage, a), record(storage, b)]);
     const expired = [ra, rb].reduce((n, r) => n + (r?.history.filter((h) => h.reason?.startsWith("lease expired")).length ?? 0), 0);
     figures(`clock-skew/lambda-on-${specLabel(spec)}`, {
       fast_invocation_reclaimed: fast.report.reclaimed,
@@ -197,6 +227,9 @@ describeWithService("postgres", await serviceUp("postgres"), "chaos: skewed cloc
   }, 45_000);
   it("a recurring job fires once per slot across a clock jump backwards", async () => {
     const schema = janitor.next("qml_chaos");
-    await recurringAcrossJump({ kind: "postgres", driver: "pg", url: DATABASE_URL, schema, maxConnections: 2 }, { kind: "postgres", url: DATABASE_URL, schema });
+    await recurringAcrossJump(
+      { kind: "postgres", driver: "pg", url: DATABASE_URL, schema, maxConnections: 2 },
+      { kind: "postgres", url: DATABASE_URL, schema },
+    );
   }, 45_000);
 });

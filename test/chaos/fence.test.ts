@@ -10,8 +10,8 @@
  * The store must refuse every one of them: the jobs stay exactly as B left
  * them.
  *
- * On the network stores A is a separate process (bundled worker), so B
- * runs while A is stuck. The memory store lives in one process, where a
+ * On the network stores and SQLite (two processes on one file) A is a
+ * separate process (bundled worker), so B runs while A is stuck. The memory store lives in one process, where a
  * blocked handler blocks B too: there A's block ends first, B's overdue
  * housekeeping reclaims and completes before A's overdue heartbeat (timers
  * fire in deadline order), A's heartbeat is refused and its processor drops
@@ -22,14 +22,25 @@ import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
 import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
-import { MemoryStorage } from "../../src/adapters/storage/memory/index.js";
-import { BackgroundJobServer, Job, JobState, ServerConfig, WorkerRegistry, WorkerResult, silentLogger, type JobRecord, type Storage } from "../../src/index.js";
+import {
+  BackgroundJobServer,
+  Job,
+  JobState,
+  ServerConfig,
+  Storage,
+  WorkerRegistry,
+  WorkerResult,
+  memoryBackend,
+  silentLogger,
+  type JobRecord,
+} from "../../src/index.js";
 import { DATABASE_URL, REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
 import { SchemaJanitor } from "../postgres/helpers.js";
 import { deleteKeys, prefixes } from "../redis/helpers.js";
 import { figures, rand } from "./helpers.js";
 import { removeTempDirs, startWorker, stopAll, tempPath } from "./processes.js";
-import { openStore, specLabel, type StoreSpec } from "./stores.js";
+import { openStore, specLabel, sqliteSpec, type StoreSpec } from "./stores.js";
+import { record } from "../helpers/records.js";
 
 const A_LEASE_MS = 600;
 const STALE = "stale owner";
@@ -38,7 +49,11 @@ const STALE = "stale owner";
 function serverB(storage: Storage, names: string[]): BackgroundJobServer {
   const registry = new WorkerRegistry();
   for (const n of names) registry.register(n, () => WorkerResult.success("from B"));
-  return new BackgroundJobServer(storage, registry, new ServerConfig(`fence-B-${rand()}`).leaseDuration(10_000).schedulerInterval(20).pollingInterval(20).logger(silentLogger));
+  return new BackgroundJobServer(
+    storage,
+    registry,
+    new ServerConfig(`fence-B-${rand()}`).leaseDuration(10_000).schedulerInterval(20).pollingInterval(20).logger(silentLogger),
+  );
 }
 
 function waitSucceeded(server: BackgroundJobServer, ids: string[]): Promise<void> {
@@ -86,14 +101,14 @@ async function fenceAcrossProcesses(spec: StoreSpec): Promise<void> {
     const ids = await storage.enqueue(Object.values(jobs));
     // A claims the three in one call and blocks in the first handler it starts (the others start once it unblocks).
     await a.waitFor(/^STARTED \S+ 1$/, "A starting a job");
-    const held = await Promise.all(ids.map((id) => storage.getRecord(id)));
+    const held = await Promise.all(ids.map((id) => record(storage, id)));
     expect(held.map((r) => [r?.state, r?.leaseOwner])).toEqual(ids.map(() => [JobState.Processing, a.serverId]));
 
     const done = waitSucceeded(b, ids);
     await b.start();
     await done;
     await b.stop();
-    const before = await Promise.all(ids.map((id) => storage.getRecord(id)));
+    const before = await Promise.all(ids.map((id) => record(storage, id)));
 
     writeFileSync(flag, "unblock");
     // The store's answers to A, as A's processor and handler saw them.
@@ -101,7 +116,7 @@ async function fenceAcrossProcesses(spec: StoreSpec): Promise<void> {
     const lostFail = await a.waitFor(new RegExp(`^LOST ${jobs.fail.id} (.*)$`));
     const heartbeat = await a.waitFor(new RegExp(`^HEARTBEAT ${jobs.heartbeat.id} (\\w+)$`));
     const progress = await a.waitFor(new RegExp(`^PROGRESS ${jobs.heartbeat.id} (\\w+)$`));
-    const after = await Promise.all(ids.map((id) => storage.getRecord(id)));
+    const after = await Promise.all(ids.map((id) => record(storage, id)));
 
     figures(`fence/${specLabel(spec)}`, {
       jobs: 3,
@@ -128,7 +143,7 @@ afterAll(async () => {
 });
 
 it("fence on memory: a worker blocked past its lease changes nothing once another server took the job", async () => {
-  const storage = new MemoryStorage();
+  const storage = new Storage(memoryBackend());
   const aId = `fence-A-${rand()}`;
   const lease = 3000;
   let bStarted!: () => void;
@@ -146,13 +161,24 @@ it("fence on memory: a worker blocked past its lease changes nothing once anothe
     const now = storage.clock.now();
     late.heartbeat = await ctx.heartbeat();
     late.progress = await ctx.progress(STALE);
-    late.complete = (await storage.complete([{ id: job.id, token, state: JobState.Succeeded, result: STALE, reason: "succeeded", worker: aId }], now))[0]!.status;
-    late.fail = (await storage.complete([{ id: job.id, token, state: JobState.Failed, error: { name: "Error", message: STALE }, reason: "failed", worker: aId }], now))[0]!.status;
-    late.extend = (await storage.extendLeases([{ id: job.id, token }], lease, now)).length;
+    late.complete = (
+      await storage.driver.complete([{ id: job.id, token, state: JobState.Succeeded, result: STALE, reason: "succeeded", worker: aId }], now)
+    )[0]!.status;
+    late.fail = (
+      await storage.driver.complete(
+        [{ id: job.id, token, state: JobState.Failed, error: { name: "Error", message: STALE }, reason: "failed", worker: aId }],
+        now,
+      )
+    )[0]!.status;
+    late.extend = (await storage.driver.extendLeases([{ id: job.id, token }], lease, now)).length;
     lateDone();
     return WorkerResult.success(STALE);
   });
-  const a = new BackgroundJobServer(storage, registryA, new ServerConfig(aId).leaseDuration(lease).enableScheduler(false).workerCount(1).pollingInterval(10).logger(silentLogger));
+  const a = new BackgroundJobServer(
+    storage,
+    registryA,
+    new ServerConfig(aId).leaseDuration(lease).enableScheduler(false).workerCount(1).pollingInterval(10).logger(silentLogger),
+  );
   const b = serverB(storage, ["fence-block"]);
   const lost = new Promise<string>((r) => a.on("job:lost", (e) => r(e.reason)));
   try {
@@ -164,10 +190,10 @@ it("fence on memory: a worker blocked past its lease changes nothing once anothe
     await b.start();
     bStarted();
     await done;
-    const before = await storage.getRecord(id);
+    const before = await record(storage, id);
     await lateWrites;
     const reason = await lost;
-    const after = await storage.getRecord(id);
+    const after = await record(storage, id);
     figures("fence/memory", { jobs: 1, reclaimed_by_b: 1, stale_writes: 5, stale_applied: JSON.stringify(after) === JSON.stringify(before) ? 0 : 1 });
     expect(reason).toBe("lease lost while running");
     expect(late).toEqual({ heartbeat: false, progress: false, complete: "lost", fail: "lost", extend: 0 });
@@ -178,6 +204,9 @@ it("fence on memory: a worker blocked past its lease changes nothing once anothe
     await b.stop(0);
   }
 });
+
+it("fence on sqlite: two processes on one file, the stale owner's complete, fail, heartbeat and progress change nothing", () =>
+  fenceAcrossProcesses(sqliteSpec(tempPath("fence.db"))));
 
 const keys = prefixes("chaos-fence");
 describeWithService("redis", await serviceUp("redis"), "chaos: fence on redis", () => {
@@ -208,7 +237,20 @@ describeWithService("postgres", await serviceUp("postgres"), "chaos: fence on po
   it("over pg: the stale owner's complete, fail, heartbeat and progress change nothing", () =>
     fenceAcrossProcesses({ kind: "postgres", driver: "pg", url: DATABASE_URL, schema: janitor.next("qml_chaos"), maxConnections: 2 }));
   it("over the Neon Pool (WebSocket): the stale owner's complete, fail, heartbeat and progress change nothing", () =>
-    fenceAcrossProcesses({ kind: "postgres", driver: "neon-ws", url: DATABASE_URL, schema: janitor.next("qml_chaos"), wsGateway: `${gateway.host}:${gateway.port}`, maxConnections: 2 }));
+    fenceAcrossProcesses({
+      kind: "postgres",
+      driver: "neon-ws",
+      url: DATABASE_URL,
+      schema: janitor.next("qml_chaos"),
+      wsGateway: `${gateway.host}:${gateway.port}`,
+      maxConnections: 2,
+    }));
   it("over neon() (HTTP): the stale owner's complete, fail, heartbeat and progress change nothing", () =>
-    fenceAcrossProcesses({ kind: "postgres", driver: "neon-http", url: DATABASE_URL, schema: janitor.next("qml_chaos"), fetchEndpoint: gateway.fetchEndpoint }));
+    fenceAcrossProcesses({
+      kind: "postgres",
+      driver: "neon-http",
+      url: DATABASE_URL,
+      schema: janitor.next("qml_chaos"),
+      fetchEndpoint: gateway.fetchEndpoint,
+    }));
 });

@@ -103,9 +103,14 @@ function generator(rnd: () => number) {
     if (chance(0.3)) b.queue = word(QUEUE_CHARS, 1, chance(0.1) ? 64 : 12);
     if (chance(0.3)) b.priority = pick([-1_000_000, 0, 1_000_000, int(-1000, 1000)]);
     if (chance(0.3)) b.maxAttempts = pick([1, 1000, int(1, 20)]);
-    if (chance(0.2)) b.delay = pick([0, 366 * DAY, int(0, 60_000)]);
-    else if (chance(0.2)) b.runAt = chance(0.5) ? pick(["2030-01-01T00:00:00Z", "1970-01-01T00:00:00.000+00:00", "2099-12-31T23:59:59.999-12:00"]) : int(0, 4_102_444_800_000);
-    if (chance(0.3)) b.uniqueKey = chance(0.3) ? pick(NASTY.filter((s) => s.length > 0 && s.length <= 512)) : `${word(NAME_CHARS, 1, 40)}${chance(0.1) ? "x".repeat(470) : ""}`;
+    const when = chance(0.2) ? "delay" : chance(0.2) ? "runAt" : undefined;
+    if (when === "delay") b.delay = pick([0, 366 * DAY, int(0, 60_000)]);
+    else if (when === "runAt")
+      b.runAt = chance(0.5) ? pick(["2030-01-01T00:00:00Z", "1970-01-01T00:00:00.000+00:00", "2099-12-31T23:59:59.999-12:00"]) : int(0, 4_102_444_800_000);
+    if (chance(0.3))
+      b.uniqueKey = chance(0.3)
+        ? pick(NASTY.filter((s) => s.length > 0 && s.length <= 512))
+        : `${word(NAME_CHARS, 1, 40)}${chance(0.1) ? "x".repeat(470) : ""}`;
     if (chance(0.2)) b.timeout = pick([1, 7 * DAY, int(1, 60_000)]);
     if (chance(0.3)) b.metadata = { [word(NAME_CHARS, 1, 8)]: json(3), ...(chance(0.2) ? { deep: nest(60, "ok") } : {}) };
     return b;
@@ -142,7 +147,16 @@ function generator(rnd: () => number) {
     ["metadata null", (b) => (b.metadata = null)],
     ["metadata nested 70 deep", (b) => (b.metadata = { deep: nest(70, 1) })],
     // defineProperty: an own "__proto__" key, as JSON.parse makes it, not a prototype change.
-    ["unknown field", (b) => Object.defineProperty(b, pick(["state", "id", "attempts", "leaseToken", "__proto__", "history"]), { value: "x", enumerable: true, configurable: true, writable: true })],
+    [
+      "unknown field",
+      (b) =>
+        Object.defineProperty(b, pick(["state", "id", "attempts", "leaseToken", "__proto__", "history"]), {
+          value: "x",
+          enumerable: true,
+          configurable: true,
+          writable: true,
+        }),
+    ],
   ];
   const garbage = (): Case => {
     const r = rnd();
@@ -152,10 +166,18 @@ function generator(rnd: () => number) {
       const s = JSON.stringify(validBody());
       return { kind: "garbage", what: "truncated JSON", body: s.slice(0, int(0, Math.max(0, s.length - 1))), contentType: ct };
     }
-    if (r < 0.55) return { kind: "garbage", what: "random bytes", body: new Uint8Array(Array.from({ length: int(1, 200) }, () => int(0, 255))), contentType: ct };
-    if (r < 0.7) return { kind: "garbage", what: "wrong content type", body: JSON.stringify(validBody()), contentType: pick(["text/plain", "application/x-www-form-urlencoded", "", "application/jsonx", "multipart/form-data"]) };
+    if (r < 0.55)
+      return { kind: "garbage", what: "random bytes", body: new Uint8Array(Array.from({ length: int(1, 200) }, () => int(0, 255))), contentType: ct };
+    if (r < 0.7)
+      return {
+        kind: "garbage",
+        what: "wrong content type",
+        body: JSON.stringify(validBody()),
+        contentType: pick(["text/plain", "application/x-www-form-urlencoded", "", "application/jsonx", "multipart/form-data"]),
+      };
     if (r < 0.8) return { kind: "garbage", what: "whitespace", body: pick(["", " ", "\n\t"]), contentType: ct };
-    if (r < 0.82) return { kind: "garbage", what: "over the body limit", body: JSON.stringify({ name: "big", args: ["x".repeat(1_100_000)] }), contentType: ct };
+    if (r < 0.82)
+      return { kind: "garbage", what: "over the body limit", body: JSON.stringify({ name: "big", args: ["x".repeat(1_100_000)] }), contentType: ct };
     return { kind: "garbage", what: "JSON with duplicate and odd keys", body: `{"name":"a","name":1,"args":[],"\\u0000":1}`, contentType: ct };
   };
   return (): Case => {
@@ -164,7 +186,12 @@ function generator(rnd: () => number) {
       const body = JSON.stringify(validBody());
       // JSON.stringify escapes exactly these: U+0000 and unpaired surrogates (paired ones stay raw).
       const edge = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i.test(body);
-      return { kind: edge ? "edge" : "valid", what: edge ? "valid, with U+0000 or an unpaired surrogate" : "valid", body, contentType: pick(["application/json", "application/json; charset=utf-8", "application/vnd.api+json"]) };
+      return {
+        kind: edge ? "edge" : "valid",
+        what: edge ? "valid, with U+0000 or an unpaired surrogate" : "valid",
+        body,
+        contentType: pick(["application/json", "application/json; charset=utf-8", "application/vnd.api+json"]),
+      };
     }
     if (r < 0.67) {
       const b = validBody();
@@ -179,7 +206,9 @@ function generator(rnd: () => number) {
 /** JSON with object keys sorted: jsonb does not keep key order. */
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) =>
-    x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
+    x && typeof x === "object" && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
   );
 }
 
@@ -220,10 +249,12 @@ async function fuzz(spec: StoreSpec): Promise<void> {
         accepted.add(body.id);
         if (res.status === 201) created.add(body.id);
         const sent = JSON.parse(c.body as string) as Record<string, unknown>;
-        if (sent.uniqueKey !== undefined && body.job?.uniqueKey !== sent.uniqueKey) wrongKey.push(`${JSON.stringify(sent.uniqueKey)} answered with the job of ${JSON.stringify(body.job?.uniqueKey)}`);
+        if (sent.uniqueKey !== undefined && body.job?.uniqueKey !== sent.uniqueKey)
+          wrongKey.push(`${JSON.stringify(sent.uniqueKey)} answered with the job of ${JSON.stringify(body.job?.uniqueKey)}`);
         const want = expectedJob(sent);
         const got = Object.fromEntries(Object.keys(want).map((k) => [k, body.job?.[k]]));
-        if (res.status === 201 && c.kind === "valid" && canonical(got) !== canonical(want)) altered.push(`${canonical(want).slice(0, 200)} became ${canonical(got).slice(0, 200)}`);
+        if (res.status === 201 && c.kind === "valid" && canonical(got) !== canonical(want))
+          altered.push(`${canonical(want).slice(0, 200)} became ${canonical(got).slice(0, 200)}`);
       }
       const accepted2xx = res.status === 201 || res.status === 200;
       const refused4xx = res.status >= 400 && res.status < 500;
@@ -268,5 +299,9 @@ describeWithService("redis", await serviceUp("redis"), "chaos: fuzz the enqueue 
 const janitor = new SchemaJanitor();
 describeWithService("postgres", await serviceUp("postgres"), "chaos: fuzz the enqueue API on postgres", () => {
   afterAll(() => janitor.dropAll());
-  it("no 5xx, no job from an invalid body", () => fuzz({ kind: "postgres", driver: "pg", url: DATABASE_URL, schema: janitor.next("qml_chaos"), maxConnections: 2 }), timeout(55_000, 600_000));
+  it(
+    "no 5xx, no job from an invalid body",
+    () => fuzz({ kind: "postgres", driver: "pg", url: DATABASE_URL, schema: janitor.next("qml_chaos"), maxConnections: 2 }),
+    timeout(55_000, 600_000),
+  );
 });

@@ -69,7 +69,13 @@ async function faultRun(label: string, faulty: StoreSpec, direct: StoreSpec, set
       const server = new BackgroundJobServer(
         storage,
         registry,
-        new ServerConfig(`faults-${i}-${rand()}`).workerCount(8).leaseDuration(3000).schedulerInterval(300).pollingInterval(20).maxPollingInterval(200).logger(silentLogger),
+        new ServerConfig(`faults-${i}-${rand()}`)
+          .workerCount(8)
+          .leaseDuration(3000)
+          .schedulerInterval(300)
+          .pollingInterval(20)
+          .maxPollingInterval(200)
+          .logger(silentLogger),
       );
       await server.start();
       servers.push({ server, storage });
@@ -104,15 +110,21 @@ async function faultRun(label: string, faulty: StoreSpec, direct: StoreSpec, set
       }),
     );
 
-    const done = await until(async () => {
-      const s = await check.stats({ minutes: 1, hours: 1 });
-      return s.states.succeeded >= ENQUEUES ? true : undefined;
-    }, scale(40_000, 600_000), 200);
+    const done = await until(
+      async () => {
+        const s = await check.stats({ minutes: 1, hours: 1 });
+        return s.states.succeeded >= ENQUEUES ? true : undefined;
+      },
+      scale(40_000, 600_000),
+      200,
+    );
     setFaults(false);
     const records = await listAll(check);
     const analysis = analyse(acked.values(), records, await runLog.all());
     const perKey = countBy(records, (r) => r.uniqueKey);
-    const wrongId = records.filter((r) => acked.get(r.uniqueKey ?? "") !== r.id).map((r) => `${r.uniqueKey}: stored ${r.id}, acknowledged ${acked.get(r.uniqueKey ?? "")}`);
+    const wrongId = records
+      .filter((r) => acked.get(r.uniqueKey ?? "") !== r.id)
+      .map((r) => `${r.uniqueKey}: stored ${r.id}, acknowledged ${acked.get(r.uniqueKey ?? "")}`);
     figures(
       `http-faults/${label}`,
       {

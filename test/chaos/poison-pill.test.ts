@@ -22,6 +22,7 @@ import { removeTempDirs, spawnWorker, stopAll, type ChaosWorker } from "./proces
 import { openRunLog, type RunLogSpec } from "./run-log.js";
 import { openStore, specLabel, type StoreSpec } from "./stores.js";
 import type { WorkerConfig } from "./worker-process.js";
+import { record } from "../helpers/records.js";
 
 const MAX_ATTEMPTS = 3;
 const PROCESSES = 3;
@@ -59,10 +60,14 @@ async function poisonRun(spec: StoreSpec, runLogSpec: RunLogSpec): Promise<void>
 
     const pill = await storage.enqueue(new Job("crash", [], { maxAttempts: MAX_ATTEMPTS }));
     const ordinary: string[] = [];
-    const pillFailed = until(async () => {
-      const r = await storage.getRecord(pill);
-      return r?.state === JobState.Failed ? r : undefined;
-    }, 40_000, 100);
+    const pillFailed = until(
+      async () => {
+        const r = await record(storage, pill);
+        return r?.state === JobState.Failed ? r : undefined;
+      },
+      40_000,
+      100,
+    );
     let producing = true;
     const producer = (async () => {
       while (producing) {
@@ -74,17 +79,23 @@ async function poisonRun(spec: StoreSpec, runLogSpec: RunLogSpec): Promise<void>
     const failedAt = Date.now();
     producing = false;
     await producer;
-    await until(async () => {
-      const s = await storage.stats({ minutes: 1, hours: 1 });
-      return s.states.succeeded >= ordinary.length ? true : undefined;
-    }, 30_000, 100);
+    await until(
+      async () => {
+        const s = await storage.stats({ minutes: 1, hours: 1 });
+        return s.states.succeeded >= ordinary.length ? true : undefined;
+      },
+      30_000,
+      100,
+    );
     supervising = false;
 
     const records = await listAll(storage);
     const runs = await runLog.all();
     const analysis = analyse(ordinary, records, runs);
     const firstCrash = crashes[0]?.at ?? failedAt;
-    const flowedMeanwhile = records.filter((r) => r.name === "work" && r.finishedAt !== undefined && r.finishedAt > firstCrash && r.finishedAt < failedAt).length;
+    const flowedMeanwhile = records.filter(
+      (r) => r.name === "work" && r.finishedAt !== undefined && r.finishedAt > firstCrash && r.finishedAt < failedAt,
+    ).length;
     const pillRuns = runs.filter((r) => r.id === pill);
     figures(`poison-pill/${specLabel(spec)}`, {
       pill_attempts: failed?.attempts ?? -1,

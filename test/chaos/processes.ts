@@ -1,6 +1,7 @@
 /**
  * Processes the chaos tests start, kill and restart: bundled worker
- * processes and a private redis-server with an append-only file.
+ * processes, private redis-servers (with an append-only file, or with no
+ * persistence) and private PostgreSQL clusters.
  *
  * Workers are bundled once per test file with esbuild (a single .mjs with
  * every dependency inside) instead of run through tsx: a restart then costs
@@ -12,7 +13,7 @@
  * started here are ever signalled.
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -135,7 +136,9 @@ export async function spawnWorker(config: WorkerConfig, options: { skewMs?: numb
       }
       return new Promise((resolve, reject) => {
         waiters.push({ re, resolve });
-        void exited.then((code) => reject(new Error(`worker ${config.serverId} exited (${code}) before ${what}\nstdout: ${lines.slice(-20).join("\n")}\nstderr: ${err}`)));
+        void exited.then((code) =>
+          reject(new Error(`worker ${config.serverId} exited (${code}) before ${what}\nstdout: ${lines.slice(-20).join("\n")}\nstderr: ${err}`)),
+        );
       });
     },
     async kill() {
@@ -174,17 +177,28 @@ export interface AofRedis {
  * A private redis-server on its own port, with `appendfsync always`: every
  * write it acknowledged is on disk, so a SIGKILL and a restart lose none.
  */
-export async function startAofRedis(): Promise<AofRedis> {
+export function startAofRedis(): Promise<AofRedis> {
+  return startPrivateRedis(["--appendonly", "yes", "--appendfsync", "always"]);
+}
+
+/**
+ * A private redis-server with no persistence at all (`--save ""
+ * --appendonly no`, as the machine's shared one and many caches run): a
+ * kill and a restart bring it back empty.
+ */
+export function startVolatileRedis(): Promise<AofRedis> {
+  return startPrivateRedis(["--appendonly", "no"]);
+}
+
+async function startPrivateRedis(persistence: string[]): Promise<AofRedis> {
   const port = await freePort();
   const dir = tempDir("qml-chaos-redis-");
   mkdirSync(dir, { recursive: true });
   let child: ChildProcess | undefined;
   const start = async () => {
-    const c = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir, "--logfile", ""],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const c = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", dir, "--logfile", ""], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     live.add(c);
     c.once("exit", () => live.delete(c));
     child = c;
@@ -214,8 +228,84 @@ export async function startAofRedis(): Promise<AofRedis> {
   return { url: `redis://127.0.0.1:${port}`, port, kill, start, stop: kill };
 }
 
+// ---------------------------------------------------------------- postgres
+
+const PG_BIN = process.env.QML_PG_BIN ?? "/usr/lib/postgresql/15/bin";
+
+export interface PrivatePostgres {
+  /** postgres://postgres@127.0.0.1:<port>/postgres */
+  url: string;
+  port: number;
+  /** `pg_ctl stop -m immediate`: the postmaster and every backend quit at once, no checkpoint (a crash, recovered from the WAL at the next start). */
+  kill(): Promise<void>;
+  /** `pg_ctl start` on the same port and data directory; resolves once it accepts connections. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const clusters = new Set<PrivatePostgres>();
+
+/** Runs a PostgreSQL binary, as the `postgres` user when we are root (initdb and postgres refuse to run as root). */
+function runPg(bin: string, args: string[], asUser: { uid: number; gid: number } | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(join(PG_BIN, bin), args, { stdio: ["ignore", "pipe", "pipe"], ...(asUser ?? {}) });
+    let out = "";
+    c.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    c.stderr.on("data", (b: Buffer) => (out += b.toString()));
+    c.once("error", reject);
+    c.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${bin} ${args.join(" ")} exited with ${code}: ${out.slice(-2000)}`))));
+  });
+}
+
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const passwd = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("postgres:"));
+  if (!passwd) throw new Error("running as root and there is no postgres user to run initdb as");
+  const [, , uid, gid] = passwd.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/**
+ * A private PostgreSQL cluster (initdb into a temporary directory, trust
+ * auth, its own port and socket directory), so that a test can stop and
+ * start the server process itself without touching the machine's shared
+ * server on 5432. About 2-3 s for initdb and the first start.
+ */
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const port = await freePort();
+  const user = postgresUser();
+  const dir = tempDir("qml-chaos-pg-");
+  const data = join(dir, "data");
+  if (user) chownSync(dir, user.uid, user.gid);
+  await runPg("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "--no-instructions", "-E", "UTF8"], user);
+  const pgCtl = (args: string[]) => runPg("pg_ctl", ["-D", data, ...args], user);
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=50 -c shared_buffers=16MB`;
+  let running = false;
+  const cluster: PrivatePostgres = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    async start() {
+      await pgCtl(["start", "-w", "-t", "60", "-l", join(dir, "log"), "-o", options]);
+      running = true;
+    },
+    async kill() {
+      if (!running) return;
+      running = false;
+      await pgCtl(["stop", "-w", "-m", "immediate"]);
+    },
+    stop: () => cluster.kill(),
+  };
+  clusters.add(cluster);
+  await cluster.start();
+  return cluster;
+}
+
 /** Kills every process this module started that is still running, and removes temporary files. */
 export async function stopAll(): Promise<void> {
+  await Promise.all([...clusters].map((c) => c.kill().catch(() => {})));
+  clusters.clear();
   const waits: Array<Promise<void>> = [];
   for (const c of live) {
     if (c.exitCode !== null || c.signalCode !== null) continue;

@@ -7,6 +7,10 @@
  *   npx tsx test/chaos/run.ts                 # long variants, every file
  *   npx tsx test/chaos/run.ts kill fence      # only files whose name contains these
  *   npx tsx test/chaos/run.ts --short         # the short variants (what npm test runs), with the summary
+ *   npm run chaos -- soak                     # the soak: 30 minutes per store (QML_CHAOS_SOAK_MS overrides)
+ *
+ * A long run of every file leaves the soak out (an hour on its own): name
+ * it to run it.
  *
  * Exit code: vitest's.
  */
@@ -22,8 +26,10 @@ const root = join(here, "..", "..");
 const args = process.argv.slice(2);
 const short = args.includes("--short");
 const filters = args.filter((a) => !a.startsWith("--"));
+/** Run only when named (or in the short variants): the long soak takes 30 minutes per store. */
+const ON_REQUEST = ["soak.test.ts"];
 const files = readdirSync(here)
-  .filter((f) => f.endsWith(".test.ts") && (filters.length === 0 || filters.some((x) => f.includes(x))))
+  .filter((f) => f.endsWith(".test.ts") && (filters.length === 0 ? short || !ON_REQUEST.includes(f) : filters.some((x) => f.includes(x))))
   .map((f) => relative(root, join(here, f)));
 if (files.length === 0) {
   console.error(`[qml] [chaos] no test file matches ${filters.join(", ")}`);

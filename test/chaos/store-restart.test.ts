@@ -60,7 +60,13 @@ async function restartRun(label: string, spec: StoreSpec, outage: Outage): Promi
       const server = new BackgroundJobServer(
         s,
         registry,
-        new ServerConfig(`restart-${i}-${rand()}`).workerCount(4).leaseDuration(1000).schedulerInterval(200).pollingInterval(20).maxPollingInterval(250).logger(silentLogger),
+        new ServerConfig(`restart-${i}-${rand()}`)
+          .workerCount(4)
+          .leaseDuration(1000)
+          .schedulerInterval(200)
+          .pollingInterval(20)
+          .maxPollingInterval(250)
+          .logger(silentLogger),
       );
       await server.start();
       servers.push({ server, storage: s });
@@ -116,10 +122,14 @@ async function restartRun(label: string, spec: StoreSpec, outage: Outage): Promi
     await producing;
 
     const ids = [...acked.values()];
-    const done = await until(async () => {
-      const s = await storage.stats({ minutes: 1, hours: 1 });
-      return s.states.succeeded >= JOBS ? true : undefined;
-    }, scale(30_000, 300_000), 100);
+    const done = await until(
+      async () => {
+        const s = await storage.stats({ minutes: 1, hours: 1 });
+        return s.states.succeeded >= JOBS ? true : undefined;
+      },
+      scale(30_000, 300_000),
+      100,
+    );
     const records = await listAll(storage);
     const runs = await runLog.all();
     const analysis = analyse(ids, records, runs);

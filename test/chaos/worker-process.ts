@@ -17,7 +17,7 @@
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { BackgroundJobServer } from "../../src/core/server.js";
-import { ServerConfig } from "../../src/core/config.js";
+import { ServerConfig } from "../../src/core/config/index.js";
 import { WorkerRegistry, WorkerResult, type WorkerContext } from "../../src/core/registry.js";
 import type { Job } from "../../src/core/job.js";
 import { silentLogger } from "../../src/core/logger.js";
@@ -46,7 +46,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const storage = await openStore(config.store);
 const runLog = await openRunLog(config.runLog);
-const record = (job: Job, ctx: WorkerContext) => runLog.record({ id: job.id, attempt: ctx.attempt, token: ctx.leaseToken, server: config.serverId, at: Date.now() });
+const record = (job: Job, ctx: WorkerContext) =>
+  runLog.record({ id: job.id, attempt: ctx.attempt, token: ctx.leaseToken, server: config.serverId, at: Date.now() });
 
 /** Blocks the whole process, timers and heartbeats included, as a handler stuck in synchronous work does. */
 function blockUntilFlag(): void {
@@ -59,6 +60,16 @@ const registry = new WorkerRegistry()
     await record(job, ctx);
     await sleep(Number(job.arguments[0] ?? 10));
     return WorkerResult.success({ by: config.serverId });
+  })
+  .register("gather", async (job, ctx) => {
+    // A flow's parent: what it saw of its children when it ran, in the run log's note.
+    const children = await ctx.dependencies();
+    const waited = job.flow?.dependsOn.length ?? 0;
+    const open = children.filter((c) => c.state !== "succeeded").map((c) => `${c.id}:${c.state}`);
+    const note = children.length === waited && open.length === 0 ? "children-done" : `children-open ${children.length}/${waited} ${open.join(" ")}`;
+    await runLog.record({ id: job.id, attempt: ctx.attempt, token: ctx.leaseToken, server: config.serverId, at: Date.now(), note });
+    await sleep(Number(job.arguments[0] ?? 10));
+    return WorkerResult.success({ children: children.length });
   })
   .register("crash", async (job, ctx) => {
     await record(job, ctx);

@@ -1,21 +1,23 @@
 /** Servers align with the store's clock, so a skewed machine clock does not reclaim live leases early. */
 import { expect, it } from "vitest";
-import { Job, MemoryStorage, StoreAlignedClock, WorkerRegistry, tick } from "../../src/index.js";
+import { Job, Storage, WorkerRegistry, tick } from "../../src/index.js";
+import { StoreAlignedClock } from "../../src/core/clock.js";
+import { MemoryBackend } from "../../src/adapters/storage/memory/index.js";
 import { testServer, waitForEvents } from "./helpers.js";
 
 /** A store whose clock is `skew` ms ahead of this machine's (i.e. this machine is behind). */
-class SkewedStore extends MemoryStorage {
+class SkewedBackend extends MemoryBackend {
   constructor(private readonly skew: number) {
     super();
   }
-  override async serverTime(): Promise<number> {
+  async serverTime(): Promise<number> {
     return Date.now() + this.skew;
   }
 }
 
 for (const skew of [5 * 60_000, -5 * 60_000]) {
   it(`a machine ${skew > 0 ? "5 min behind" : "5 min ahead of"} the store takes leases on the store's clock`, async () => {
-    const storage = new SkewedStore(skew);
+    const storage = new Storage(new SkewedBackend(skew));
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const registry = new WorkerRegistry().register("hold", () => gate);
@@ -29,14 +31,14 @@ for (const skew of [5 * 60_000, -5 * 60_000]) {
     // The lease runs for 60 s of store time, whatever this machine's clock says.
     expect(Math.abs(job.leaseUntil!.getTime() - (storeNow + 60_000))).toBeLessThan(5_000);
     // A reclaimer on the store's clock sees a live lease.
-    expect(await storage.reclaimExpired(storeNow, 10)).toBe(0);
+    expect(await storage.driver.reclaimExpired(storeNow, 10)).toBe(0);
     release();
     await server.stop();
   });
 }
 
 it("tick() moves the platform's deadline onto the store's clock", async () => {
-  const storage = new SkewedStore(10 * 60_000);
+  const storage = new Storage(new SkewedBackend(10 * 60_000));
   let ran = 0;
   const registry = new WorkerRegistry().register("t", () => {
     ran++;

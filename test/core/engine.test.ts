@@ -4,7 +4,8 @@ import {
   Job,
   JobState,
   ManualClock,
-  MemoryStorage,
+  Storage,
+  memoryBackend,
   RetryPolicy,
   ServerConfig,
   ShutdownError,
@@ -15,15 +16,16 @@ import {
   tick,
   type WorkerContext,
 } from "../../src/index.js";
+import { MemoryBackend } from "../../src/adapters/storage/memory/index.js";
 import { Emitter, type JobEventMap } from "../../src/core/events.js";
-import { Processor } from "../../src/core/processor.js";
+import { DurationStats, Processor } from "../../src/core/processor.js";
 import { MAX_CLAIMS_IN_FLIGHT } from "../../src/core/server.js";
 import { defaultRetryPolicy } from "../../src/core/retry.js";
 import { testServer, waitForEvents } from "./helpers.js";
 
 describe("processing", () => {
   it("100 jobs with 20 workers: each runs exactly once", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const runs = new Map<number, number>();
     let concurrent = 0;
     let maxConcurrent = 0;
@@ -47,7 +49,7 @@ describe("processing", () => {
   });
 
   it("10,000 jobs: all processed", async () => {
-    const storage = new MemoryStorage({ maxFinishedJobs: 20_000 });
+    const storage = new Storage(memoryBackend({ maxFinishedJobs: 20_000 }));
     let count = 0;
     const registry = new WorkerRegistry().register("noop", () => {
       count++;
@@ -65,7 +67,7 @@ describe("processing", () => {
   });
 
   it("wakes at once on an in-process enqueue, without waiting for the poll", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const registry = new WorkerRegistry().register("ping", () => WorkerResult.success("pong"));
     // A poll interval far beyond the test timeout: only the wake-up can run the job.
     const server = testServer(storage, registry, (c) => c.pollingInterval(120_000).maxPollingInterval(120_000).enableScheduler(false));
@@ -78,7 +80,7 @@ describe("processing", () => {
   });
 
   it("passes the context: attempt, ids, lease token, progress and heartbeat", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     let seen: Partial<WorkerContext> & { beat?: boolean; prog?: boolean } = {};
     const registry = new WorkerRegistry().register("ctx", async (_job, ctx) => {
       seen = { attempt: ctx.attempt, serverId: ctx.serverId, workerId: ctx.workerId, leaseToken: ctx.leaseToken };
@@ -103,7 +105,7 @@ describe("processing", () => {
 
 describe("retries", () => {
   it("a thrown error retries (awaiting_retry) and then succeeds", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     let calls = 0;
     const registry = new WorkerRegistry().register("flaky", () => {
       if (++calls < 3) throw new Error(`boom ${calls}`);
@@ -136,7 +138,7 @@ describe("retries", () => {
   });
 
   it("ends failed after maxAttempts, with the last error and its stack", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const registry = new WorkerRegistry().register("doomed", () => {
       throw new TypeError("always");
     });
@@ -156,7 +158,7 @@ describe("retries", () => {
 
   it("WorkerResult.failure fails at once; WorkerResult.retry takes its own delay", async () => {
     const clock = new ManualClock();
-    const storage = new MemoryStorage({ clock });
+    const storage = new Storage(memoryBackend(), { clock });
     const registry = new WorkerRegistry()
       .register("fatal", () => WorkerResult.failure(new Error("bad input")))
       .register("later", () => WorkerResult.retry(new Error("busy"), { delay: 90_000 }));
@@ -187,10 +189,14 @@ describe("retries", () => {
 
   it("uses a worker's custom retry policy; a job's own policy wins", async () => {
     const clock = new ManualClock();
-    const storage = new MemoryStorage({ clock });
-    const registry = new WorkerRegistry().register("c", () => {
-      throw new Error("x");
-    }, { retry: RetryPolicy.custom((attempt) => attempt * 111) });
+    const storage = new Storage(memoryBackend(), { clock });
+    const registry = new WorkerRegistry().register(
+      "c",
+      () => {
+        throw new Error("x");
+      },
+      { retry: RetryPolicy.custom((attempt) => attempt * 111) },
+    );
     const a = await storage.enqueue(new Job("c", [], { maxAttempts: 2 }));
     const b = await storage.enqueue(new Job("c", [], { maxAttempts: 2, retry: RetryPolicy.fixed(5000) }));
     const server = testServer(storage, registry, (c) => c.clock(clock));
@@ -204,8 +210,29 @@ describe("retries", () => {
 });
 
 describe("timeouts, unknown names, shutdown", () => {
+  it("a server with no workers claims nothing: another server's job is left for it, not failed", async () => {
+    const storage = new Storage(memoryBackend());
+    const id = await storage.enqueue(new Job("other_service.work", []));
+    const producer = testServer(storage, new WorkerRegistry());
+    await producer.start();
+    await new Promise((r) => setTimeout(r, 150));
+    await producer.stop();
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe("enqueued");
+    expect(job.attempts).toBe(0);
+    // Once it has workers, it claims.
+    const worker = testServer(
+      storage,
+      new WorkerRegistry().register("other_service.work", () => {}),
+    );
+    const done = waitForEvents(worker, "job:succeeded");
+    await worker.start();
+    await done;
+    await worker.stop();
+  });
+
   it("aborts a job past its timeout and counts it as a failed attempt", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     let aborted: unknown;
     const registry = new WorkerRegistry().register("slow", (_job, ctx) => {
       return new Promise((resolve) => {
@@ -226,8 +253,33 @@ describe("timeouts, unknown names, shutdown", () => {
     expect((await storage.get(id))!.state).toBe("failed");
   });
 
+  it("workerCount is a true bound: six jobs that ignore their abort signal never overlap at workerCount(1)", async () => {
+    const storage = new Storage(memoryBackend());
+    let running = 0;
+    let most = 0;
+    const registry = new WorkerRegistry().register("stubborn", async () => {
+      running++;
+      most = Math.max(most, running);
+      // Ignores ctx.signal: runs on well past its timeout.
+      await new Promise((r) => setTimeout(r, 120));
+      running--;
+    });
+    await storage.enqueue(Array.from({ length: 6 }, (_, i) => new Job("stubborn", [i], { timeout: 20, maxAttempts: 1 })));
+    const server = testServer(storage, registry, (c) => c.workerCount(1));
+    const overruns = waitForEvents(server, "job:overrun", 6);
+    const failed = waitForEvents(server, "job:failed", 6);
+    await server.start();
+    const [reports] = await Promise.all([overruns, failed]);
+    // The last one's slot frees when it returns.
+    while (running > 0) await new Promise((r) => setTimeout(r, 10));
+    await server.stop();
+    expect(most).toBe(1);
+    expect(reports.map((r) => r.reason)).toEqual(Array(6).fill("TimeoutError"));
+    expect((await storage.stats()).states.failed).toBe(6);
+  });
+
   it("a job that ignores the abort signal still ends at its timeout", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const registry = new WorkerRegistry().register("stubborn", () => new Promise(() => {}));
     const id = await storage.enqueue(new Job("stubborn", [], { maxAttempts: 1 }));
     const server = testServer(storage, registry, (c) => c.jobTimeout(40));
@@ -239,9 +291,13 @@ describe("timeouts, unknown names, shutdown", () => {
   });
 
   it("an unknown job name fails with a clear error and is not lost", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const id = await storage.enqueue(new Job("nobody_handles_this", [42], { maxAttempts: 2, retry: RetryPolicy.fixed(0) }));
-    const server = testServer(storage, new WorkerRegistry());
+    // A server with workers, none for this name (one with none claims nothing).
+    const server = testServer(
+      storage,
+      new WorkerRegistry().register("something_else", () => {}),
+    );
     const failed = waitForEvents(server, "job:failed");
     await server.start();
     await failed;
@@ -253,7 +309,10 @@ describe("timeouts, unknown names, shutdown", () => {
     expect(job.arguments).toEqual([42]);
     // Not lost: once a worker exists, the job can be requeued and runs.
     await storage.requeue(id);
-    const later = testServer(storage, new WorkerRegistry().register("nobody_handles_this", () => WorkerResult.success("found")));
+    const later = testServer(
+      storage,
+      new WorkerRegistry().register("nobody_handles_this", () => WorkerResult.success("found")),
+    );
     const ok = waitForEvents(later, "job:succeeded");
     await later.start();
     await ok;
@@ -262,7 +321,7 @@ describe("timeouts, unknown names, shutdown", () => {
   });
 
   it("stop() lets running jobs finish within the grace period", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     let finished = false;
     const registry = new WorkerRegistry().register("short", async () => {
       await new Promise((r) => setTimeout(r, 50));
@@ -280,12 +339,18 @@ describe("timeouts, unknown names, shutdown", () => {
 
   it("stop() releases what it abandons back to enqueued at once, attempt not counted", async () => {
     const clock = new ManualClock();
-    const storage = new MemoryStorage({ clock });
+    const storage = new Storage(memoryBackend(), { clock });
     let reason: unknown;
-    const registry = new WorkerRegistry().register("long", (_job, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => {
-      reason = ctx.signal.reason;
-      resolve(undefined);
-    })));
+    const registry = new WorkerRegistry().register(
+      "long",
+      (_job, ctx) =>
+        new Promise((resolve) =>
+          ctx.signal.addEventListener("abort", () => {
+            reason = ctx.signal.reason;
+            resolve(undefined);
+          }),
+        ),
+    );
     const id = await storage.enqueue(new Job("long", []));
     const server = testServer(storage, registry, (c) => c.clock(clock));
     const started = waitForEvents(server, "job:start");
@@ -302,8 +367,11 @@ describe("timeouts, unknown names, shutdown", () => {
   });
 
   it("stops claiming once stopped", async () => {
-    const storage = new MemoryStorage();
-    const server = testServer(storage, new WorkerRegistry().register("x", () => {}));
+    const storage = new Storage(memoryBackend());
+    const server = testServer(
+      storage,
+      new WorkerRegistry().register("x", () => {}),
+    );
     await server.start();
     await server.stop();
     await storage.enqueue(new Job("x", []));
@@ -314,7 +382,7 @@ describe("timeouts, unknown names, shutdown", () => {
 
 describe("leases", () => {
   it("heartbeats keep a long job's lease; another server does not reclaim it", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     let runs = 0;
     const registry = new WorkerRegistry().register("long", async () => {
       runs++;
@@ -338,12 +406,18 @@ describe("leases", () => {
 
   it("a worker whose lease is lost is told through its signal, and its outcome is fenced out", async () => {
     const clock = new ManualClock();
-    const storage = new MemoryStorage({ clock });
+    const storage = new Storage(memoryBackend(), { clock });
     const reasons: unknown[] = [];
-    const registry = new WorkerRegistry().register("zombie", (_job, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => {
-      reasons.push(ctx.signal.reason);
-      resolve(WorkerResult.success("zombie result"));
-    })));
+    const registry = new WorkerRegistry().register(
+      "zombie",
+      (_job, ctx) =>
+        new Promise((resolve) =>
+          ctx.signal.addEventListener("abort", () => {
+            reasons.push(ctx.signal.reason);
+            resolve(WorkerResult.success("zombie result"));
+          }),
+        ),
+    );
     const id = await storage.enqueue(new Job("zombie", [], { maxAttempts: 5 }));
     const server = testServer(storage, registry, (c) => c.clock(clock).leaseDuration(60).enableScheduler(false));
     const started = waitForEvents(server, "job:start");
@@ -352,7 +426,7 @@ describe("leases", () => {
     await started;
     // Time passes beyond the lease without a heartbeat getting through; someone reclaims it.
     clock.advance(10_000);
-    expect(await storage.reclaimExpired(clock.now(), 10)).toBe(1);
+    expect(await storage.driver.reclaimExpired(clock.now(), 10)).toBe(1);
     await lost;
     await server.stop(0);
     // The first run learnt it lost the lease; the server's new claim of the job was released at stop.
@@ -366,7 +440,7 @@ describe("leases", () => {
 describe("recurring", () => {
   it("two servers fire a recurring job once per slot", async () => {
     const clock = new ManualClock(Date.UTC(2030, 0, 1, 0, 0, 30));
-    const storage = new MemoryStorage({ clock });
+    const storage = new Storage(memoryBackend(), { clock });
     await storage.addOrUpdateRecurring("minutely", "* * * * *", "rec", ["r"]);
     const runs: string[] = [];
     const registry = new WorkerRegistry().register("rec", (job) => {
@@ -391,54 +465,140 @@ describe("recurring", () => {
 describe("tick (short-lived invocations)", () => {
   it("promotes, reclaims, fires and processes within one call", async () => {
     const clock = new ManualClock();
-    const storage = new MemoryStorage({ clock });
+    const storage = new Storage(memoryBackend(), { clock });
     const registry = new WorkerRegistry().register("t", () => WorkerResult.success());
     await storage.enqueue([new Job("t", []), new Job("t", [], { delay: 1000 }), new Job("t", [])]);
-    await storage.claim({ queues: ["default"], limit: 1, owner: "dead", leaseMs: 500, now: clock.now() });
+    await storage.driver.claim({ queues: ["default"], limit: 1, owner: "dead", leaseMs: 500, now: clock.now() });
     clock.advance(1001);
     const r = await tick({ storage, registry, deadline: clock.now() + 10_000, clock });
     expect(r).toMatchObject({ promoted: 1, reclaimed: 1, processed: 3, succeeded: 3, released: 0, deferred: 0 });
     expect((await storage.stats()).states.succeeded).toBe(3);
   });
 
-  it("does not start a job whose timeout would not fit before the deadline", async () => {
-    const storage = new MemoryStorage();
+  it("fails a job whose timeout could never fit an invocation's budget, instead of handing it back forever", async () => {
+    const storage = new Storage(memoryBackend());
     let ran = false;
     const registry = new WorkerRegistry().register("big", () => {
       ran = true;
     });
-    const id = await storage.enqueue(new Job("big", [], { timeout: 60_000 }));
-    const r = await tick({ storage, registry, deadline: Date.now() + 5000, safetyMs: 100 });
+    const id = await storage.enqueue(new Job("big", [], { timeout: 60_000, maxAttempts: 5 }));
+    const r = await tick({ storage, registry, deadline: Date.now() + 5000, safetyMs: 100, durations: new DurationStats() });
     expect(ran).toBe(false);
-    expect(r.deferred).toBe(1);
+    expect(r).toMatchObject({ deferred: 0, failed: 1 });
     const job = (await storage.get(id))!;
-    expect(job.state).toBe("enqueued");
-    expect(job.attempts).toBe(0);
+    expect(job.state).toBe("failed");
+    expect(job.error).toMatchObject({ name: "BudgetExceededError", code: "BUDGET_EXCEEDED" });
+    expect(job.error!.message).toMatch(/expected to run 60000 ms \(its timeout\)/);
   });
 
-  it("releases jobs still running at the deadline, for the next invocation", async () => {
-    const storage = new MemoryStorage();
+  it("hands back a job that fits a whole budget but not what is left, keeping its place and its attempt", async () => {
+    const storage = new Storage(memoryBackend());
+    const ran: string[] = [];
+    const registry = new WorkerRegistry()
+      .register("first", async () => {
+        ran.push("first");
+        await new Promise((r) => setTimeout(r, 300));
+      })
+      .register("second", () => {
+        ran.push("second");
+      });
+    await storage.enqueue(new Job("first", [], { priority: 1 }));
+    const second = await storage.enqueue(new Job("second", [], { timeout: 400 }));
+    const third = await storage.enqueue(new Job("first", []));
+    const r = await tick({ storage, registry, deadline: Date.now() + 600, safetyMs: 100, concurrency: 1, durations: new DurationStats() });
+    expect(ran).toEqual(["first"]);
+    expect(r.deferred).toBe(1);
+    expect((await storage.get(second))!).toMatchObject({ state: "enqueued", attempts: 0 });
+    // It kept its place ahead of the job enqueued after it: the next invocation starts it first.
+    const next = await tick({ storage, registry, deadline: Date.now() + 5000, concurrency: 1, maxJobs: 1, durations: new DurationStats() });
+    expect(next.succeeded).toBe(1);
+    expect((await storage.get(second))!.state).toBe("succeeded");
+    expect((await storage.get(third))!.state).toBe("enqueued");
+  });
+
+  it("a run cut off at the deadline after most of a budget counts as an attempt, and the next invocation starts it first", async () => {
+    const storage = new Storage(memoryBackend());
     let reason: unknown;
-    const registry = new WorkerRegistry().register("long", (_job, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => {
-      reason = ctx.signal.reason;
-      resolve(undefined);
-    })));
+    const registry = new WorkerRegistry().register(
+      "long",
+      (_job, ctx) =>
+        new Promise((resolve) =>
+          ctx.signal.addEventListener("abort", () => {
+            reason = ctx.signal.reason;
+            resolve(undefined);
+          }),
+        ),
+    );
     const id = await storage.enqueue(new Job("long", []));
-    const r = await tick({ storage, registry, deadline: Date.now() + 300, safetyMs: 100 });
+    const r = await tick({ storage, registry, deadline: Date.now() + 300, safetyMs: 100, durations: new DurationStats() });
     expect(reason).toBeInstanceOf(DeadlineError);
     expect(r.released).toBe(1);
-    expect((await storage.get(id))!).toMatchObject({ state: "enqueued", attempts: 0 });
+    const job = (await storage.get(id))!;
+    expect(job).toMatchObject({ state: "enqueued", attempts: 1 });
+    expect(job.history.at(-1)!.reason).toMatch(/cut off at the invocation's deadline .*attempt 1 of 3 counted/);
     // The next invocation finishes it.
     const next = await tick({ storage, registry: new WorkerRegistry().register("long", () => {}), deadline: Date.now() + 5000 });
     expect(next.succeeded).toBe(1);
   });
 
+  it("a run started late and cut off gives its attempt back", async () => {
+    const storage = new Storage(memoryBackend());
+    const registry = new WorkerRegistry()
+      .register("first", () => new Promise((r) => setTimeout(r, 450)))
+      .register("late", (_job, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve(undefined))));
+    await storage.enqueue(new Job("first", [], { priority: 1 }));
+    const late = await storage.enqueue(new Job("late", []));
+    await tick({ storage, registry, deadline: Date.now() + 600, safetyMs: 100, concurrency: 1, durations: new DurationStats() });
+    expect((await storage.get(late))!).toMatchObject({ state: "enqueued", attempts: 0 });
+  });
+
+  it("a job that always outgrows the budget ends failed with BudgetExceededError within its attempts, never looping", async () => {
+    const storage = new Storage(memoryBackend());
+    let runs = 0;
+    const registry = new WorkerRegistry().register("forever", (_job, ctx) => {
+      runs++;
+      return new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve(undefined)));
+    });
+    const id = await storage.enqueue(new Job("forever", [], { maxAttempts: 3 }));
+    const durations = new DurationStats();
+    let ticks = 0;
+    while ((await storage.get(id))!.state !== "failed" && ticks < 10) {
+      ticks++;
+      await tick({ storage, registry, deadline: Date.now() + 250, safetyMs: 50, durations });
+    }
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe("failed");
+    expect(job.error?.name).toBe("BudgetExceededError");
+    expect(ticks).toBeLessThanOrEqual(3);
+    expect(runs).toBeLessThanOrEqual(3);
+  });
+
+  it("duration estimates persist in the store: a cold isolate knows a job will not fit", async () => {
+    const storage = new Storage(memoryBackend());
+    let runs = 0;
+    const registry = new WorkerRegistry().register("slow", async () => {
+      runs++;
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    await storage.enqueue(new Job("slow", []));
+    await tick({ storage, registry, deadline: Date.now() + 5000, durations: new DurationStats() });
+    expect(runs).toBe(1);
+    const estimates = await storage.driver.readEstimates();
+    expect(estimates.slow).toBeGreaterThanOrEqual(250);
+    // A fresh isolate (no samples of its own) with a budget of 200 ms.
+    const id = await storage.enqueue(new Job("slow", []));
+    const r = await tick({ storage, registry, deadline: Date.now() + 300, safetyMs: 100, durations: new DurationStats() });
+    expect(runs).toBe(1);
+    expect(r.failed).toBe(1);
+    expect((await storage.get(id))!.error?.name).toBe("BudgetExceededError");
+  });
+
   it("a killed invocation's job is reclaimed after its lease and completes next time", async () => {
     const clock = new ManualClock();
-    const storage = new MemoryStorage({ clock });
+    const storage = new Storage(memoryBackend(), { clock });
     const id = await storage.enqueue(new Job("k", []));
     // An invocation claims it and is then killed: nothing is written back.
-    await storage.claim({ queues: ["default"], limit: 10, owner: "killed", leaseMs: 30_000, now: clock.now() });
+    await storage.driver.claim({ queues: ["default"], limit: 10, owner: "killed", leaseMs: 30_000, now: clock.now() });
     const registry = new WorkerRegistry().register("k", () => WorkerResult.success("done"));
     const early = await tick({ storage, registry, deadline: clock.now() + 2000, clock });
     expect(early.processed).toBe(0);
@@ -454,8 +614,25 @@ describe("config", () => {
     expect(() => new ServerConfig().workerCount(0)).toThrow(/workerCount/);
     expect(() => new ServerConfig().queues(["a:b"])).toThrow(/queue/);
     expect(() => new ServerConfig().queues([])).toThrow(/queues/);
-    const c = new ServerConfig("s").workerCount(3).queues(["critical", "default"]).pollingInterval(250).leaseDuration(9000).fetchBatchSize(7).jobTimeout(1000).enableScheduler(false).resolve();
-    expect(c).toMatchObject({ serverId: "s", workerCount: 3, queues: ["critical", "default"], pollingIntervalMs: 250, leaseMs: 9000, fetchBatchSize: 7, jobTimeoutMs: 1000, enableScheduler: false });
+    const c = new ServerConfig("s")
+      .workerCount(3)
+      .queues(["critical", "default"])
+      .pollingInterval(250)
+      .leaseDuration(9000)
+      .fetchBatchSize(7)
+      .jobTimeout(1000)
+      .enableScheduler(false)
+      .resolve();
+    expect(c).toMatchObject({
+      serverId: "s",
+      workerCount: 3,
+      queues: ["critical", "default"],
+      pollingIntervalMs: 250,
+      leaseMs: 9000,
+      fetchBatchSize: 7,
+      jobTimeoutMs: 1000,
+      enableScheduler: false,
+    });
     expect(silentLogger).toBeDefined();
   });
 });
@@ -463,9 +640,11 @@ describe("config", () => {
 describe("prefetch", () => {
   it("holds claimed jobs ahead of busy workers, renews their leases, and releases them at once on stop", async () => {
     const clock = new ManualClock();
-    const storage = new MemoryStorage({ clock });
+    const storage = new Storage(memoryBackend(), { clock });
     const gate = new Promise<void>(() => {});
-    const registry = new WorkerRegistry().register("block", (_job, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve())).then(() => gate));
+    const registry = new WorkerRegistry().register("block", (_job, ctx) =>
+      new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve())).then(() => gate),
+    );
     await storage.enqueue(Array.from({ length: 8 }, (_, i) => new Job("block", [i])));
     const server = testServer(storage, registry, (c) => c.clock(clock).workerCount(1).prefetch(3).leaseDuration(300).enableScheduler(false));
     const started = waitForEvents(server, "job:start");
@@ -487,7 +666,7 @@ describe("prefetch", () => {
       if (now.every((t) => t > before)) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(await storage.reclaimExpired(clock.now(), 100)).toBe(0);
+    expect(await storage.driver.reclaimExpired(clock.now(), 100)).toBe(0);
     await server.stop(0);
     const st = await storage.stats();
     expect(st.states.processing).toBe(0);
@@ -497,7 +676,7 @@ describe("prefetch", () => {
   });
 
   it("runs every job exactly once with prefetch on many workers", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const runs = new Map<number, number>();
     const registry = new WorkerRegistry().register("p", async (job) => {
       runs.set(job.arguments[0] as number, (runs.get(job.arguments[0] as number) ?? 0) + 1);
@@ -515,7 +694,7 @@ describe("prefetch", () => {
 
 describe("prefetch claiming", () => {
   it("claims again whenever a full fetch batch fits the buffer, not only when half of it is free", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const registry = new WorkerRegistry().register("block", () => new Promise<void>(() => {}));
     await storage.enqueue(Array.from({ length: 30 }, (_, i) => new Job("block", [i])));
     const processor = new Processor(storage, registry, {
@@ -545,8 +724,8 @@ describe("prefetch claiming", () => {
 });
 
 describe("claims in flight", () => {
-  /** Memory storage whose claims take `delayMs` to answer, counting claims in flight and jobs held (claimed, not yet completed). */
-  class SlowClaims extends MemoryStorage {
+  /** A memory backend whose claims take `delayMs` to answer, counting claims in flight and jobs held (claimed, not yet completed). */
+  class SlowClaims extends MemoryBackend {
     inFlight = 0;
     maxInFlight = 0;
     held = 0;
@@ -555,7 +734,7 @@ describe("claims in flight", () => {
     constructor(private readonly delayMs: number) {
       super({ maxFinishedJobs: 100_000 });
     }
-    override async claim(req: Parameters<MemoryStorage["claim"]>[0]) {
+    override async claim(req: Parameters<MemoryBackend["claim"]>[0]) {
       this.claims++;
       this.inFlight++;
       this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -569,14 +748,15 @@ describe("claims in flight", () => {
         this.inFlight--;
       }
     }
-    override async complete(...args: Parameters<MemoryStorage["complete"]>) {
+    override async complete(...args: Parameters<MemoryBackend["complete"]>) {
       const res = await super.complete(...args);
       this.held -= res.filter((r) => r.status === "applied").length;
       return res;
     }
   }
 
-  async function runBacklog(storage: SlowClaims, configure: (c: ServerConfig) => ServerConfig, n: number) {
+  async function runBacklog(backend: SlowClaims, configure: (c: ServerConfig) => ServerConfig, n: number) {
+    const storage = new Storage(backend);
     const runs = new Map<number, number>();
     const registry = new WorkerRegistry().register("w", async (job) => {
       const i = job.arguments[0] as number;
@@ -610,7 +790,11 @@ describe("claims in flight", () => {
 
   it("an idle server with prefetch sends one claim at a time", async () => {
     const storage = new SlowClaims(5);
-    const server = testServer(storage, new WorkerRegistry().register("w", () => {}), (c) => c.workerCount(4).prefetch(60).fetchBatchSize(60));
+    const server = testServer(
+      new Storage(storage),
+      new WorkerRegistry().register("w", () => {}),
+      (c) => c.workerCount(4).prefetch(60).fetchBatchSize(60),
+    );
     await server.start();
     await new Promise((r) => setTimeout(r, 300));
     await server.stop();

@@ -1,43 +1,42 @@
 /**
  * onEnqueue listeners: confirmed enqueues by default; `early` listeners hear
  * of an insert as soon as it is sent where the backend runs calls in order
- * (callsRunInOrder), and then not again; elsewhere when confirmed. Once per
+ * (the driver's `ordered`), and then not again; elsewhere when confirmed. Once per
  * enqueue either way.
  */
 import { describe, expect, it } from "vitest";
-import { Job, type InsertResult, type JobRecord } from "../../src/index.js";
-import { MemoryStorage } from "../../src/adapters/storage/memory/index.js";
+import { Job, Storage, type JobRecord } from "../../src/index.js";
+import { type InsertResult } from "../../src/core/driver.js";
+import { MemoryBackend } from "../../src/adapters/storage/memory/index.js";
 
-/** Memory storage whose inserts wait for `release()`, optionally declaring ordered calls. */
-class GatedStorage extends MemoryStorage {
+/** A memory backend whose inserts wait for `release()`, optionally declaring ordered calls. */
+class GatedBackend extends MemoryBackend {
   private gate: Promise<void> = Promise.resolve();
   release: () => void = () => {};
-  constructor(private readonly ordered: boolean) {
+  constructor(readonly ordered: boolean) {
     super();
-  }
-  protected override get callsRunInOrder(): boolean {
-    return this.ordered;
   }
   hold(): void {
     this.gate = new Promise((r) => (this.release = r));
   }
-  override async insertJobs(records: JobRecord[], now: number): Promise<InsertResult[]> {
+  override async insert(records: JobRecord[], now: number): Promise<InsertResult[]> {
     await this.gate;
-    return super.insertJobs(records, now);
+    return super.insert(records, now);
   }
 }
 
 async function heard(ordered: boolean) {
-  const storage = new GatedStorage(ordered);
+  const backend = new GatedBackend(ordered);
+  const storage = new Storage(backend);
   const early: string[][] = [];
   const plain: string[][] = [];
   storage.onEnqueue((jobs) => early.push(jobs.map((j) => j.queue)), { early: true });
   storage.onEnqueue((jobs) => plain.push(jobs.map((j) => j.queue)));
-  storage.hold();
+  backend.hold();
   const pending = storage.enqueue([new Job("a", [], { queue: "q1" }), new Job("b", [], { queue: "q2" })]);
   await new Promise((r) => setTimeout(r, 10));
   const beforeReply = { early: early.length, plain: plain.length };
-  storage.release();
+  backend.release();
   await pending;
   return { beforeReply, early, plain };
 }
@@ -58,12 +57,12 @@ describe("enqueue listeners", () => {
   });
 
   it("a failed insert was heard of early (a wake-up for nothing) and is never confirmed", async () => {
-    class Failing extends GatedStorage {
-      override async insertJobs(): Promise<InsertResult[]> {
+    class Failing extends GatedBackend {
+      override async insert(): Promise<InsertResult[]> {
         throw new Error("store down");
       }
     }
-    const storage = new Failing(true);
+    const storage = new Storage(new Failing(true));
     const early: number[] = [];
     const plain: number[] = [];
     storage.onEnqueue((jobs) => early.push(jobs.length), { early: true });

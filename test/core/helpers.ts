@@ -2,7 +2,11 @@ import { BackgroundJobServer, ServerConfig, silentLogger, type JobEventMap, type
 
 /** A server with test-friendly defaults: fast polls, no logs. */
 export function testServer(storage: Storage, registry: WorkerRegistry, configure: (c: ServerConfig) => ServerConfig = (c) => c): BackgroundJobServer {
-  const config = new ServerConfig(`test-${Math.random().toString(36).slice(2, 8)}`).pollingInterval(20).maxPollingInterval(100).schedulerInterval(50).logger(silentLogger);
+  const config = new ServerConfig(`test-${Math.random().toString(36).slice(2, 8)}`)
+    .pollingInterval(20)
+    .maxPollingInterval(100)
+    .schedulerInterval(50)
+    .logger(silentLogger);
   return new BackgroundJobServer(storage, registry, configure(config));
 }
 

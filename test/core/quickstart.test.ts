@@ -1,6 +1,6 @@
 /** The README's quick start, as written, runs. */
 import { expect, it } from "vitest";
-import { BackgroundJobServer, Job, MemoryStorage, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
+import { BackgroundJobServer, Job, Storage, memoryBackend, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
 import type { Worker, WorkerContext } from "../../src/index.js";
 import { waitForEvents } from "./helpers.js";
 
@@ -16,7 +16,7 @@ it("runs the quick start", async () => {
     }
   }
 
-  const storage = new MemoryStorage();
+  const storage = new Storage(memoryBackend());
   const registry = new WorkerRegistry();
   registry.register(new EmailWorker());
   const job = new Job("send_email", ["user@example.com"]);
@@ -36,7 +36,7 @@ it("runs the quick start", async () => {
 });
 
 it("registers plain functions too", async () => {
-  const storage = new MemoryStorage();
+  const storage = new Storage(memoryBackend());
   const registry = new WorkerRegistry().register("add", async (job) => WorkerResult.success((job.arguments[0] as number) + (job.arguments[1] as number)));
   const id = await storage.enqueue(new Job("add", [2, 3]));
   const server = new BackgroundJobServer(storage, registry, new ServerConfig().logger(silentLogger));

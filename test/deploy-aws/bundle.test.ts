@@ -99,7 +99,10 @@ async function roundTrip(c: Container): Promise<void> {
   expect(denied.statusCode).toBe(401);
 
   const from = aws.messages.length;
-  const created = await c.invoke("httpHandler", functionUrlEvent({ method: "POST", path: "/api/jobs", headers: auth, body: JSON.stringify({ name: "send_email", args: ["ada@example.com"] }) }));
+  const created = await c.invoke(
+    "httpHandler",
+    functionUrlEvent({ method: "POST", path: "/api/jobs", headers: auth, body: JSON.stringify({ name: "send_email", args: ["ada@example.com"] }) }),
+  );
   expect(created.statusCode).toBe(201);
   const id = JSON.parse(created.body).id as string;
   // The API answered after its wake-up reached "SQS", signed with the function's credentials.

@@ -1,5 +1,5 @@
 /**
- * The dashboard end to end in headless Chromium: a MemoryStorage, a
+ * The dashboard end to end in headless Chromium: a memory storage, a
  * BackgroundJobServer running jobs in this process, and DashboardServer on
  * a random port. The browser logs in, watches counts change live, retries a
  * failed job, and renders XSS payloads from job arguments and errors as
@@ -17,8 +17,9 @@ import { createAdaptorServer } from "@hono/node-server";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/adapters/http/index.js";
-import { DashboardServer } from "../../src/adapters/http/node.js";
-import { BackgroundJobServer, Job, JobState, MemoryStorage, ServerConfig, WorkerRegistry, WorkerResult, newJobRecord, silentLogger } from "../../src/index.js";
+import { DashboardServer } from "../../src/adapters/runtime/node/dashboard-server.js";
+import { BackgroundJobServer, Job, JobState, Storage, memoryBackend, ServerConfig, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
+import { newJobRecord } from "../../src/core/job.js";
 import { describeWithService } from "../helpers/services.js";
 
 const CHROMIUM = process.env.QML_CHROMIUM ?? "/usr/bin/chromium";
@@ -36,12 +37,17 @@ const XSS = {
 describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chromium", () => {
   // A browser on a loaded 2-core machine: generous ceilings, while a normal run takes about 15 s in all.
   vi.setConfig({ testTimeout: 45_000 });
-  const storage = new MemoryStorage();
+  const storage = new Storage(memoryBackend());
   const flaky = { fail: true };
   const registry = new WorkerRegistry()
     .register("demo.ok", (job) => WorkerResult.success({ echoed: job.arguments }))
     .register("demo.flaky", () => {
-      if (flaky.fail) throw new Error("upstream returned 502");
+      if (flaky.fail) {
+        // A fixed stack: the real one names this machine's paths, and docs/screenshots/job-detail.png shows it.
+        const e = new Error("upstream returned 502");
+        e.stack = "Error: upstream returned 502\n    at chargeCard (payments.ts:42:11)\n    at Worker.execute (worker.ts:17:5)";
+        throw e;
+      }
       return WorkerResult.success("recovered");
     })
     .register("demo.xss", () => {
@@ -49,7 +55,11 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
       e.stack = `Error: ${XSS.error}\n    at ${XSS.script} (worker.ts:1:1)`;
       throw e;
     });
-  const server = new BackgroundJobServer(storage, registry, new ServerConfig("e2e").queues(["default", "mail", "payments"]).pollingInterval(50).maxPollingInterval(200).workerCount(4).logger(silentLogger));
+  const server = new BackgroundJobServer(
+    storage,
+    registry,
+    new ServerConfig("e2e").queues(["default", "mail", "payments"]).pollingInterval(50).maxPollingInterval(200).workerCount(4).logger(silentLogger),
+  );
   const dashboard = new DashboardServer(storage, { auth: { adminTokens: [TOKEN] }, registry, logger: silentLogger, liveIntervalMs: 150 });
   let browser: Browser;
   let page: Page;
@@ -61,10 +71,7 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
   /** Resolves when the job reaches a final state, by the server's events (no polling). */
   function settled(id: string): Promise<string> {
     return new Promise((resolve) => {
-      const offs = [
-        server.on("job:succeeded", (e) => e.job.id === id && done("succeeded")),
-        server.on("job:failed", (e) => e.job.id === id && done("failed")),
-      ];
+      const offs = [server.on("job:succeeded", (e) => e.job.id === id && done("succeeded")), server.on("job:failed", (e) => e.job.id === id && done("failed"))];
       function done(state: string) {
         for (const off of offs) off();
         resolve(state);
@@ -85,7 +92,15 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
     url = (await dashboard.start("127.0.0.1:0")).url;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 }, deviceScaleFactor: 1 });
     page.on("dialog", (d) => {
@@ -140,7 +155,8 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
     await shot("jobs");
 
     await page.click('nav a[data-nav="failed"]');
-    const row = page.locator(`tr[data-job-id="${id}"]`);
+    // The failed view's row (it has the error column), not the jobs view's row still on the page.
+    const row = page.locator(`tr[data-job-id="${id}"]:has(.cell-error)`);
     await row.waitFor();
     expect(await row.textContent()).toContain("upstream returned 502");
     await shot("failed");
@@ -148,6 +164,9 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
     await row.locator(".cell-job a").click();
     await page.waitForSelector('.job-meta .badge[data-state="failed"]');
     expect(await page.textContent('[data-role="error-message"]')).toBe("Error: upstream returned 502");
+    const stack = (await page.textContent('[data-role="error-stack"]')) ?? "";
+    expect(stack).toContain("at chargeCard (payments.ts:42:11)");
+    expect(stack).not.toContain(process.cwd());
     expect(await page.locator(".timeline .tl-item").count()).toBe(3);
     await shot("job-detail");
 
@@ -162,7 +181,7 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
   });
 
   it("renders XSS payloads in arguments, errors and stacks as text, and none runs", async () => {
-    const job = new Job("demo.xss", [XSS.img, { html: XSS.script }, XSS.svg], { maxAttempts: 1, metadata: { note: XSS.svg } });
+    const job = new Job("demo.xss", [XSS.img, { html: XSS.script }, XSS.svg], { maxAttempts: 1, metadata: { note: XSS.svg, recurringId: XSS.img } });
     const failed = settled(job.id);
     const id = await storage.enqueue(job);
     expect(await failed).toBe("failed");
@@ -186,6 +205,7 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
     expect(args).toContain(XSS.script);
     expect(await page.textContent('[data-role="error-message"]')).toBe(`Error: ${XSS.error}`);
     expect(await page.textContent('[data-role="error-stack"]')).toContain(XSS.script);
+    expect(await page.textContent('[data-role="recurring-origin"]')).toContain(XSS.img);
 
     await page.click('nav a[data-nav="recurring"]');
     await page.getByText("xss-nightly").waitFor();
@@ -196,6 +216,54 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
     expect(dialogs).toEqual([]);
     expect(await page.locator('img[src="x"], svg[onload], b:text("bold?")').count()).toBe(0);
     expect(await page.evaluate(() => [...document.scripts].filter((s) => !s.src).length)).toBe(0);
+  });
+
+  it("triggers a recurring job by hand, and the job's page names where it came from", async () => {
+    await storage.addOrUpdateRecurring("nightly-digest", "0 4 * * *", "demo.ok", [{ digest: true }]);
+    // From another view: the recurring list loads when it opens.
+    await page.click('nav a[data-nav="queues"]');
+    await page.click('nav a[data-nav="recurring"]');
+    const row = page.locator("table.t tr", { hasText: "nightly-digest" });
+    await row.waitFor();
+    await row.getByRole("button", { name: "Trigger now" }).click();
+    await page.waitForSelector('[data-role="recurring-origin"]');
+    expect(await page.textContent('[data-role="recurring-origin"]')).toBe("nightly-digest · triggered by hand");
+    const id = decodeURIComponent(new URL(page.url()).hash.replace(/^#\/jobs\//, ""));
+    expect((await storage.get(id))?.metadata).toEqual({ recurringId: "nightly-digest", trigger: "manual" });
+  });
+
+  it("shows a flow's tree and what the parent waits for, and follows it to the end", async () => {
+    // One child sits in a queue no server here takes, so the parent waits until the test finishes that child.
+    const ids = await storage.enqueueFlow({
+      job: new Job("demo.ok", ["parent"]),
+      children: [{ job: new Job("demo.ok", ["quick"]) }, { job: new Job("demo.ok", ["held"], { queue: "held" }) }],
+    });
+    await page.goto(`${url}#/jobs/${ids.id}`);
+    await page.waitForSelector('[data-role="flow-tree"]');
+    expect(await page.textContent('[data-role="flow-rule"]')).toBe("Waiting. Runs when all 2 have succeeded; fails if one ends another way.");
+    expect(await page.locator('.job-meta .badge[data-state="awaiting"]').count()).toBe(1);
+    await page.waitForSelector(`[data-role="flow-node"][data-state="succeeded"] a[href="#/jobs/${ids.children[0]!.id}"]`);
+    expect(await page.locator(`[data-role="flow-node"][data-state="enqueued"] a[href="#/jobs/${ids.children[1]!.id}"]`).count()).toBe(1);
+
+    const done = settled(ids.id);
+    const [held] = await storage.driver.claim({ queues: ["held"], limit: 1, owner: "e2e", leaseMs: 30_000, now: Date.now() });
+    const [res] = await storage.driver.complete(
+      [{ id: held!.id, token: held!.leaseToken, state: JobState.Succeeded, reason: "done by the test", worker: "e2e" }],
+      Date.now(),
+    );
+    expect(res!.dependents).toBe(true);
+    await storage.settleDependents([held!.id]);
+    expect(await done).toBe("succeeded");
+    await page.waitForSelector('.job-meta .badge[data-state="succeeded"]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-role="flow-node"][data-state="succeeded"]').length === 2);
+    expect(await page.textContent('[data-role="flow-rule"]')).toBe("Runs when all 2 have succeeded; fails if one ends another way.");
+
+    // A child's page names the parent that waited for it, while it waits.
+    const other = await storage.enqueueFlow({ job: new Job("demo.ok", ["p2"]), children: [{ job: new Job("demo.ok", ["c2"], { queue: "held" }) }] });
+    await page.goto(`${url}#/jobs/${other.children[0]!.id}`);
+    await page.waitForSelector('[data-role="flow-needed-by"]');
+    expect(await page.locator(`[data-role="flow-needed-by"] a[href="#/jobs/${other.id}"]`).count()).toBe(1);
+    await storage.cancel(other.id);
   });
 
   /** Logs a fresh browser context into `base` and opens the overview. */
@@ -264,7 +332,7 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
 });
 
 /** Finished jobs spread over the last hour, straight through the storage seam, so the throughput chart has a shape. */
-async function seedHistory(storage: MemoryStorage): Promise<void> {
+async function seedHistory(storage: Storage): Promise<void> {
   const now = Date.now();
   const queues = ["default", "mail", "reports"];
   for (let m = 59; m >= 1; m--) {
@@ -273,10 +341,10 @@ async function seedHistory(storage: MemoryStorage): Promise<void> {
     for (let i = 0; i < wave; i++) {
       const queue = queues[i % queues.length]!;
       const job = new Job(["send_email", "build_report", "sync_inventory"][i % 3]!, [{ seq: m * 100 + i }], { queue, maxAttempts: 1 });
-      await storage.insertJobs([newJobRecord(job, at)], at);
-      const [rec] = await storage.claim({ queues: [queue], limit: 1, owner: "seed", leaseMs: 30_000, now: at });
+      await storage.driver.insert([newJobRecord(job, at)], at);
+      const [rec] = await storage.driver.claim({ queues: [queue], limit: 1, owner: "seed", leaseMs: 30_000, now: at });
       const failed = (m * 31 + i) % 23 === 0;
-      await storage.complete(
+      await storage.driver.complete(
         [
           {
             id: rec!.id,
@@ -284,7 +352,9 @@ async function seedHistory(storage: MemoryStorage): Promise<void> {
             state: failed ? JobState.Failed : JobState.Succeeded,
             reason: failed ? "failed" : "succeeded",
             worker: "seed/1",
-            ...(failed ? { error: { name: "Error", message: "connection reset by peer", stack: "Error: connection reset by peer\n    at sync (inventory.ts:42:11)" } } : { result: { ok: true } }),
+            ...(failed
+              ? { error: { name: "Error", message: "connection reset by peer", stack: "Error: connection reset by peer\n    at sync (inventory.ts:42:11)" } }
+              : { result: { ok: true } }),
           },
         ],
         at + 800,

@@ -7,6 +7,8 @@ import { describe, it } from "vitest";
 
 export const REDIS_URL = process.env.QML_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 export const DATABASE_URL = process.env.QML_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+/** A node of the local Redis Cluster (infra/redis-cluster.sh: three masters on 7000-7002). */
+export const REDIS_CLUSTER_URL = process.env.QML_TEST_REDIS_CLUSTER_URL ?? "redis://127.0.0.1:7000";
 
 export function isCI(): boolean {
   return process.env.CI === "true" || process.env.CI === "1";
@@ -34,10 +36,33 @@ function hostPort(url: string, defaultPort: number): [string, number] {
 export const redisAvailable = (): Promise<boolean> => tcpReachable(...hostPort(REDIS_URL, 6379));
 export const postgresAvailable = (): Promise<boolean> => tcpReachable(...hostPort(DATABASE_URL, 5432));
 
+/** Whether the node at REDIS_CLUSTER_URL answers CLUSTER INFO with `cluster_state:ok` (within 1 s). */
+export function redisClusterAvailable(timeoutMs = 1000): Promise<boolean> {
+  const [host, port] = hostPort(REDIS_CLUSTER_URL, 7000);
+  return new Promise((resolve) => {
+    const s = new Socket();
+    let reply = "";
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once("error", () => done(false));
+    s.on("data", (b: Buffer) => {
+      reply += b.toString();
+      if (reply.includes("cluster_state:")) done(reply.includes("cluster_state:ok"));
+      else if (reply.startsWith("-")) done(false);
+    });
+    s.connect(port, host, () => s.write("CLUSTER INFO\r\n"));
+  });
+}
+
+type Service = "redis" | "postgres" | "redis-cluster";
+const probes: Record<Service, () => Promise<boolean>> = { redis: redisAvailable, postgres: postgresAvailable, "redis-cluster": redisClusterAvailable };
 const availability = new Map<string, boolean>();
 /** Resolved before the test files are collected (top-level await in each file). */
-export async function serviceUp(name: "redis" | "postgres"): Promise<boolean> {
-  if (!availability.has(name)) availability.set(name, await (name === "redis" ? redisAvailable() : postgresAvailable()));
+export async function serviceUp(name: Service): Promise<boolean> {
+  if (!availability.has(name)) availability.set(name, await probes[name]());
   return availability.get(name)!;
 }
 

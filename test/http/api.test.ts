@@ -1,8 +1,11 @@
 /** The REST API, route by route, with good and bad input. Requests go through app.request: no socket. */
 import { describe, expect, it } from "vitest";
-import { Job, JobState, MemoryStorage, StorageUnavailableError, silentLogger } from "../../src/index.js";
+import { Job, JobState, JsonLogger, Storage, memoryBackend, StorageUnavailableError, silentLogger } from "../../src/index.js";
+import { MemoryBackend } from "../../src/adapters/storage/memory/index.js";
 import { createApp } from "../../src/adapters/http/index.js";
-import { ADMIN, HOST, ORIGIN, T0, call, finish, harness, problem } from "./helpers.js";
+import { Emitter, type JobEventMap } from "../../src/core/events.js";
+import { Scheduler } from "../../src/core/scheduler.js";
+import { ADMIN, READER, HOST, ORIGIN, T0, call, finish, harness, problem } from "./helpers.js";
 
 describe("health and UI", () => {
   it("GET /healthz answers without a token", async () => {
@@ -45,17 +48,30 @@ describe("health and UI", () => {
 describe("POST /api/jobs", () => {
   it("enqueues a job and answers 201 with it", async () => {
     const { app, storage } = harness();
-    const res = await call(app, "POST", "/api/jobs", { body: { name: "send_email", args: ["a@b.c", { n: 1 }], queue: "mail", priority: 3, maxAttempts: 5, metadata: { t: 1 } } });
+    const res = await call(app, "POST", "/api/jobs", {
+      body: { name: "send_email", args: ["a@b.c", { n: 1 }], queue: "mail", priority: 3, maxAttempts: 5, metadata: { t: 1 } },
+    });
     expect(res.status).toBe(201);
     const body = (await res.json()) as { id: string; created: boolean; job: Record<string, unknown> };
     expect(body.created).toBe(true);
-    expect(body.job).toMatchObject({ id: body.id, name: "send_email", arguments: ["a@b.c", { n: 1 }], queue: "mail", priority: 3, maxAttempts: 5, state: "enqueued", metadata: { t: 1 } });
+    expect(body.job).toMatchObject({
+      id: body.id,
+      name: "send_email",
+      arguments: ["a@b.c", { n: 1 }],
+      queue: "mail",
+      priority: 3,
+      maxAttempts: 5,
+      state: "enqueued",
+      metadata: { t: 1 },
+    });
     expect((await storage.get(body.id))?.state).toBe(JobState.Enqueued);
   });
 
   it("schedules with delay or runAt", async () => {
     const { app } = harness();
-    const a = (await (await call(app, "POST", "/api/jobs", { body: { name: "send_email", delay: 60_000 } })).json()) as { job: { state: string; runAt: string } };
+    const a = (await (await call(app, "POST", "/api/jobs", { body: { name: "send_email", delay: 60_000 } })).json()) as {
+      job: { state: string; runAt: string };
+    };
     expect(a.job.state).toBe("scheduled");
     expect(a.job.runAt).toBe(new Date(T0 + 60_000).toISOString());
     const at = new Date(T0 + 3_600_000).toISOString();
@@ -73,6 +89,33 @@ describe("POST /api/jobs", () => {
     expect(await res.json()).toMatchObject({ id: first.id, created: false });
   });
 
+  it("takes limits and dedup modes, refusing a limit of 0 or an unknown mode with 422 and storing nothing", async () => {
+    const { app, storage } = harness();
+    const body = {
+      name: "send_email",
+      uniqueKey: "digest:1",
+      uniqueMode: "debounce",
+      uniqueTtl: 60_000,
+      concurrency: { key: "customer:42", limit: 5 },
+      rateLimit: { key: "smtp", limit: 100, interval: 60_000 },
+    };
+    const res = await call(app, "POST", "/api/jobs", { body });
+    expect(res.status).toBe(201);
+    const { job } = (await res.json()) as { job: Record<string, unknown> };
+    expect(job).toMatchObject({ concurrency: { key: "customer:42", limit: 5 }, rateLimit: { key: "smtp", limit: 100, interval: 60_000 } });
+    const before = (await storage.stats()).total;
+    for (const bad of [
+      { name: "send_email", concurrency: { key: "c", limit: 0 } },
+      { name: "send_email", rateLimit: { key: "r", limit: 1 } },
+      { name: "send_email", concurrency: { key: "x".repeat(201), limit: 1 } },
+      { name: "send_email", uniqueKey: "k", uniqueMode: "throttle" },
+    ]) {
+      const r = await call(app, "POST", "/api/jobs", { body: bad });
+      expect(r.status).toBe(422);
+    }
+    expect((await storage.stats()).total).toBe(before);
+  });
+
   it("answers malformed JSON with 400", async () => {
     const { app } = harness();
     const res = await call(app, "POST", "/api/jobs", { raw: '{"name": "send_email",', headers: { "Content-Type": "application/json" } });
@@ -80,7 +123,7 @@ describe("POST /api/jobs", () => {
     expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     const p = await problem(res);
     expect(p).toMatchObject({ status: 400, code: "BAD_REQUEST" });
-    expect(((await call(app, "POST", "/api/jobs", { raw: "", headers: { "Content-Type": "application/json" } })).status)).toBe(400);
+    expect((await call(app, "POST", "/api/jobs", { raw: "", headers: { "Content-Type": "application/json" } })).status).toBe(400);
   });
 
   it("answers a body that is not JSON with 415", async () => {
@@ -127,7 +170,7 @@ describe("POST /api/jobs", () => {
   });
 
   it("accepts any valid name when no registry is given", async () => {
-    const storage = new MemoryStorage();
+    const storage = new Storage(memoryBackend());
     const app = createApp({ storage, auth: { adminTokens: [ADMIN] }, logger: silentLogger });
     const res = await call(app, "POST", "/api/jobs", { body: { name: "anything.at/all" } });
     expect(res.status).toBe(201);
@@ -217,7 +260,19 @@ describe("GET /api/jobs", () => {
 
   it("answers bad filters with 422", async () => {
     const { app } = await seed();
-    for (const qs of ["?state=bogus", "?queue=bad:queue", "?name=%3Cscript%3E", "?limit=0", "?limit=501", "?limit=abc", "?cursor=garbage", "?sort=name", "?order=up", "?status=failed", `?q=${"x".repeat(201)}`]) {
+    for (const qs of [
+      "?state=bogus",
+      "?queue=bad:queue",
+      "?name=%3Cscript%3E",
+      "?limit=0",
+      "?limit=501",
+      "?limit=abc",
+      "?cursor=garbage",
+      "?sort=name",
+      "?order=up",
+      "?status=failed",
+      `?q=${"x".repeat(201)}`,
+    ]) {
       const res = await call(app, "GET", `/api/jobs${qs}`);
       expect(res.status, qs).toBe(422);
       expect((await problem(res)).code).toBe("VALIDATION");
@@ -228,7 +283,11 @@ describe("GET /api/jobs", () => {
 describe("one job: detail and actions", () => {
   it("GET /api/jobs/:id returns arguments, result, error with stack, and history", async () => {
     const { app, storage, clock } = harness();
-    const id = await finish(storage, clock, "build_report", ["q3", { deep: [1, 2] }], "failed", { name: "TypeError", message: "x is undefined", stack: "TypeError: x is undefined\n    at build (report.ts:3)" });
+    const id = await finish(storage, clock, "build_report", ["q3", { deep: [1, 2] }], "failed", {
+      name: "TypeError",
+      message: "x is undefined",
+      stack: "TypeError: x is undefined\n    at build (report.ts:3)",
+    });
     const res = await call(app, "GET", `/api/jobs/${id}`);
     expect(res.status).toBe(200);
     const { job } = (await res.json()) as { job: Record<string, any> };
@@ -274,12 +333,12 @@ describe("one job: detail and actions", () => {
 
   it("delete: soft-deletes; deleting twice answers 409; DELETE works the same", async () => {
     const { app, storage } = harness();
-    const a = await storage.enqueueJob("send_email");
+    const a = await storage.enqueue(new Job("send_email"));
     const res = await call(app, "POST", `/api/jobs/${a}/delete`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { job: { state: string } }).job.state).toBe("deleted");
     expect((await call(app, "POST", `/api/jobs/${a}/delete`)).status).toBe(409);
-    const b = await storage.enqueueJob("send_email");
+    const b = await storage.enqueue(new Job("send_email"));
     expect((await call(app, "DELETE", `/api/jobs/${b}`)).status).toBe(200);
     expect((await storage.get(b))?.state).toBe(JobState.Deleted);
     expect((await call(app, "DELETE", "/api/jobs/nope")).status).toBe(404);
@@ -301,7 +360,7 @@ describe("bulk actions", () => {
   it("acts on ids, reporting the ones it skipped", async () => {
     const { app, storage, clock } = harness();
     const failed = await finish(storage, clock, "build_report", [], "failed");
-    const enqueued = await storage.enqueueJob("send_email");
+    const enqueued = await storage.enqueue(new Job("send_email"));
     const res = await call(app, "POST", "/api/jobs/bulk/retry", { body: { ids: [failed, enqueued, "nope"] } });
     const body = (await res.json()) as { matched: number; applied: number; skipped: Array<{ id: string; reason: string }> };
     expect(body.matched).toBe(3);
@@ -314,11 +373,56 @@ describe("bulk actions", () => {
 
   it("stops at max and says so", async () => {
     const { app, storage } = harness();
-    for (let i = 0; i < 5; i++) await storage.enqueueJob("send_email", [i], { queue: "bulk" });
+    for (let i = 0; i < 5; i++) await storage.enqueue(new Job("send_email", [i], { queue: "bulk" }));
     const res = await call(app, "POST", "/api/jobs/bulk/delete", { body: { filter: { queue: "bulk" }, max: 3 } });
     expect(await res.json()).toMatchObject({ matched: 3, applied: 3, truncated: true });
     const rest = await call(app, "POST", "/api/jobs/bulk/delete", { body: { filter: { queue: "bulk", state: "enqueued" } } });
     expect(await rest.json()).toMatchObject({ matched: 2, applied: 2, truncated: false });
+  });
+
+  it("acts on 1,000 jobs in two list pages and one batched transition (two chunks of 500, sent together)", async () => {
+    class CountingBackend extends MemoryBackend {
+      calls: string[] = [];
+      inFlight = 0;
+      maxInFlight = 0;
+      override async list(...a: Parameters<MemoryBackend["list"]>) {
+        this.calls.push("list");
+        return super.list(...a);
+      }
+      override async transition(...a: Parameters<MemoryBackend["transition"]>) {
+        this.calls.push(`transition:${a[0].ids.length}`);
+        this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        this.inFlight--;
+        return super.transition(...a);
+      }
+      override async get(...a: Parameters<MemoryBackend["get"]>) {
+        this.calls.push("get");
+        return super.get(...a);
+      }
+    }
+    const backend = new CountingBackend();
+    const storage = new Storage(backend);
+    const app = createApp({ storage, auth: { adminTokens: [ADMIN] }, logger: silentLogger });
+    const ids = await storage.enqueue(Array.from({ length: 1000 }, (_, i) => new Job("send_email", [i], { queue: "bulk" })));
+
+    backend.calls = [];
+    const del = await call(app, "POST", "/api/jobs/bulk/delete", { body: { filter: { queue: "bulk" } } });
+    expect(await del.json()).toEqual({ action: "delete", matched: 1000, applied: 1000, skipped: [], truncated: false });
+    expect(backend.calls).toEqual(["list", "list", "transition:500", "transition:500"]);
+    expect(backend.maxInFlight).toBe(2);
+
+    // Deleted jobs cannot be retried: every one is skipped, and the report stops at 100.
+    backend.calls = [];
+    const retry = await call(app, "POST", "/api/jobs/bulk/retry", { body: { ids } });
+    const body = (await retry.json()) as { matched: number; applied: number; skipped: Array<{ id: string; reason: string }> };
+    expect(body).toMatchObject({ matched: 1000, applied: 0, truncated: false });
+    expect(body.skipped).toHaveLength(100);
+    expect(body.skipped[0]).toEqual({ id: ids[0], reason: expect.stringMatching(/^job is deleted; only failed or awaiting_retry/) });
+    expect(backend.calls).toEqual(["transition:500", "transition:500"]);
+
+    const requeue = await call(app, "POST", "/api/jobs/bulk/requeue", { body: { filter: { queue: "bulk", state: "deleted" }, max: 999 } });
+    expect(await requeue.json()).toMatchObject({ matched: 999, applied: 999, truncated: true });
   });
 
   it("refuses an empty filter, ids and filter together, bad filters, and unknown actions", async () => {
@@ -336,14 +440,20 @@ describe("bulk actions", () => {
 describe("stats and queues", () => {
   it("counts by state and by queue, and succeeded/failed per minute and per hour", async () => {
     const { app, storage, clock } = harness();
-    await storage.enqueueJob("send_email", [], { queue: "mail" });
+    await storage.enqueue(new Job("send_email", [], { queue: "mail" }));
     await finish(storage, clock, "build_report", [], "failed");
     clock.advance(60_000);
     await finish(storage, clock, "send_email", [], "succeeded");
     await finish(storage, clock, "send_email", [], "succeeded");
     const res = await call(app, "GET", "/api/stats?minutes=5&hours=2");
     expect(res.status).toBe(200);
-    const s = (await res.json()) as { states: Record<string, number>; total: number; queues: Array<{ name: string }>; perMinute: Array<{ at: number; succeeded: number; failed: number }>; perHour: unknown[] };
+    const s = (await res.json()) as {
+      states: Record<string, number>;
+      total: number;
+      queues: Array<{ name: string }>;
+      perMinute: Array<{ at: number; succeeded: number; failed: number }>;
+      perHour: unknown[];
+    };
     expect(s.states).toMatchObject({ enqueued: 1, failed: 1, succeeded: 2 });
     expect(s.total).toBe(4);
     expect(s.queues.map((q) => q.name)).toEqual(["finish-failed", "finish-succeeded", "mail"]);
@@ -356,10 +466,10 @@ describe("stats and queues", () => {
 
   it("GET /api/queues lists each queue with its counts and total", async () => {
     const { app, storage } = harness();
-    await storage.enqueueJob("send_email", [], { queue: "mail" });
-    await storage.enqueueJob("send_email", [], { queue: "mail", delay: 1000 });
+    await storage.enqueue(new Job("send_email", [], { queue: "mail" }));
+    await storage.enqueue(new Job("send_email", [], { queue: "mail", delay: 1000 }));
     const body = (await (await call(app, "GET", "/api/queues")).json()) as { items: Array<{ name: string; total: number; counts: Record<string, number> }> };
-    expect(body.items).toEqual([{ name: "mail", total: 2, counts: expect.objectContaining({ enqueued: 1, scheduled: 1 }) }]);
+    expect(body.items).toEqual([{ name: "mail", total: 2, paused: false, counts: expect.objectContaining({ enqueued: 1, scheduled: 1 }) }]);
   });
 });
 
@@ -369,7 +479,14 @@ describe("recurring", () => {
     const put = await call(app, "PUT", "/api/recurring/nightly", { body: { cron: "0 3 * * *", name: "build_report", args: ["daily"], queue: "reports" } });
     expect(put.status).toBe(200);
     const created = (await put.json()) as { recurring: Record<string, unknown> };
-    expect(created.recurring).toMatchObject({ id: "nightly", cron: "0 3 * * *", timezone: "UTC", name: "build_report", args: ["daily"], options: { queue: "reports" } });
+    expect(created.recurring).toMatchObject({
+      id: "nightly",
+      cron: "0 3 * * *",
+      timezone: "UTC",
+      name: "build_report",
+      args: ["daily"],
+      options: { queue: "reports" },
+    });
     expect(created.recurring.nextRunAt).toBe(new Date(Date.UTC(2030, 0, 2, 3, 0, 0)).toISOString());
     const upd = await call(app, "PUT", "/api/recurring/nightly", { body: { cron: "30 4 * * *", name: "build_report", timezone: "Europe/Paris" } });
     expect(((await upd.json()) as { recurring: { cron: string; timezone: string } }).recurring).toMatchObject({ cron: "30 4 * * *", timezone: "Europe/Paris" });
@@ -381,13 +498,22 @@ describe("recurring", () => {
     expect((await call(app, "DELETE", "/api/recurring/nightly")).status).toBe(404);
   });
 
-  it("trigger enqueues one firing now", async () => {
-    const { app, storage } = harness();
-    await call(app, "PUT", "/api/recurring/hourly", { body: { cron: "0 * * * *", name: "send_email", args: [1] } });
+  it("trigger enqueues one firing now, marked with the scheduler's recurringId plus trigger: manual", async () => {
+    const { app, storage, clock } = harness();
+    await call(app, "PUT", "/api/recurring/hourly", { body: { cron: "0 * * * *", name: "send_email", args: [1], metadata: { team: "mail" } } });
     const res = await call(app, "POST", "/api/recurring/hourly/trigger");
     expect(res.status).toBe(201);
     const { id } = (await res.json()) as { id: string };
-    expect((await storage.get(id))?.toJSON()).toMatchObject({ name: "send_email", arguments: [1], metadata: { recurring: "hourly", trigger: "manual" } });
+    const manual = (await storage.get(id))!;
+    expect(manual.toJSON()).toMatchObject({ name: "send_email", arguments: [1], metadata: { team: "mail", recurringId: "hourly", trigger: "manual" } });
+    expect(manual.metadata).not.toHaveProperty("recurring");
+
+    // A firing of the scheduler carries the same key, so one filter finds both.
+    clock.advance(3_600_000);
+    expect(await new Scheduler(storage, new Emitter<JobEventMap>(), silentLogger).fireRecurring(clock.now())).toBe(1);
+    const fired = (await storage.list({ name: "send_email" })).items.find((j) => j.id !== id)!;
+    expect(fired.metadata).toMatchObject({ team: "mail", recurringId: "hourly" });
+    expect(fired.metadata).not.toHaveProperty("trigger");
     expect((await call(app, "POST", "/api/recurring/none/trigger")).status).toBe(404);
   });
 
@@ -409,17 +535,17 @@ describe("recurring", () => {
 });
 
 describe("store failures", () => {
-  class DownStorage extends MemoryStorage {
-    override async listRecords(): Promise<never> {
-      throw new StorageUnavailableError("[qml] [test] connection refused to 10.0.0.7:6379 password=hunter2", { retryAfterMs: 2500 });
+  class DownBackend extends MemoryBackend {
+    override async list(): Promise<never> {
+      throw new StorageUnavailableError("connection refused to 10.0.0.7:6379 password=hunter2", { retryAfterMs: 2500 });
     }
-    override async statsAt(): Promise<never> {
+    override async stats(): Promise<never> {
       throw new Error("driver exploded: postgres://user:secret@db/prod");
     }
   }
 
   it("maps StorageUnavailableError to 503 with Retry-After, without the driver's message", async () => {
-    const app = createApp({ storage: new DownStorage(), auth: { adminTokens: [ADMIN] }, logger: silentLogger });
+    const app = createApp({ storage: new Storage(new DownBackend()), auth: { adminTokens: [ADMIN] }, logger: silentLogger });
     const res = await call(app, "GET", "/api/jobs");
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("3");
@@ -428,12 +554,62 @@ describe("store failures", () => {
     expect(JSON.parse(text)).toMatchObject({ status: 503, code: "STORAGE_UNAVAILABLE" });
   });
 
-  it("maps an unexpected error to a 500 that reveals nothing", async () => {
-    const app = createApp({ storage: new DownStorage(), auth: { adminTokens: [ADMIN] }, logger: silentLogger });
+  it("maps an unexpected error to a 500 that reveals nothing, and logs the error itself (stack and all)", async () => {
+    const lines: string[] = [];
+    const logger = new JsonLogger("info", { component: "http" }, (line) => lines.push(line));
+    const app = createApp({ storage: new Storage(new DownBackend()), auth: { adminTokens: [ADMIN] }, logger });
     const res = await call(app, "GET", "/api/stats");
     expect(res.status).toBe(500);
     const text = await res.text();
     expect(text).not.toContain("secret");
     expect(JSON.parse(text)).toMatchObject({ status: 500, code: "INTERNAL", detail: "internal error" });
+    expect(lines.map((l) => JSON.parse(l))).toEqual([
+      expect.objectContaining({
+        level: "error",
+        msg: "dashboard request failed",
+        error: expect.objectContaining({ name: "Error", message: expect.stringContaining("driver exploded"), stack: expect.stringContaining("stats") }),
+      }),
+    ]);
+  });
+});
+
+describe("cancel", () => {
+  it("POST /api/jobs/:id/cancel ends an unfinished job, saying who; 409 for a finished one; bulk cancel by filter", async () => {
+    const { app, storage } = harness();
+    const a = await storage.enqueue(new Job("send_email", ["a"], { delay: 60_000 }));
+    const res = await call(app, "POST", `/api/jobs/${a}/cancel`, { token: ADMIN });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { job: { state: string; history: Array<{ reason?: string }> } };
+    expect(body.job.state).toBe("deleted");
+    expect(body.job.history.at(-1)!.reason).toBe("cancelled by api (admin)");
+    expect((await call(app, "POST", `/api/jobs/${a}/cancel`, { token: ADMIN })).status).toBe(409);
+    expect((await call(app, "POST", `/api/jobs/${a}/cancel`, { token: READER })).status).toBe(403);
+    await storage.enqueue([new Job("send_email", ["b"]), new Job("send_email", ["c"], { queue: "mail" })]);
+    const bulk = await call(app, "POST", "/api/jobs/bulk/cancel", { token: ADMIN, body: { filter: { queue: "mail" } } });
+    expect(await bulk.json()).toMatchObject({ action: "cancel", matched: 1, applied: 1 });
+    expect((await storage.stats()).states).toMatchObject({ deleted: 2, enqueued: 1 });
+  });
+});
+
+describe("paused queues", () => {
+  it("POST /api/queues/:name/pause and /resume toggle a queue for every server; GET /api/queues and the live snapshot say so", async () => {
+    const { app, storage } = harness();
+    await storage.enqueue(new Job("send_email", ["a"], { queue: "mail" }));
+    expect((await call(app, "POST", "/api/queues/mail/pause", { token: READER })).status).toBe(403);
+    expect(await (await call(app, "POST", "/api/queues/mail/pause", { token: ADMIN })).json()).toEqual({ name: "mail", paused: true });
+    expect(await storage.pausedQueues()).toEqual(["mail"]);
+    await call(app, "POST", "/api/queues/later/pause", { token: ADMIN });
+    const queues = (await (await call(app, "GET", "/api/queues", { token: READER })).json()) as {
+      items: Array<{ name: string; paused: boolean; total: number }>;
+    };
+    expect(queues.items.map((q) => [q.name, q.paused, q.total])).toEqual([
+      ["later", true, 0],
+      ["mail", true, 1],
+    ]);
+    const live = (await (await call(app, "GET", "/api/live", { token: READER })).json()) as { paused: string[] };
+    expect(live.paused).toEqual(["later", "mail"]);
+    await call(app, "POST", "/api/queues/mail/resume", { token: ADMIN });
+    expect(await storage.pausedQueues()).toEqual(["later"]);
+    expect((await call(app, "POST", "/api/queues/a:b/pause", { token: ADMIN })).status).toBe(422);
   });
 });

@@ -1,6 +1,6 @@
 /** Closed by default: tokens, roles, sessions, CSRF, Origin, open mode, security headers. */
 import { describe, expect, it } from "vitest";
-import { ConfigError, MemoryStorage, silentLogger } from "../../src/index.js";
+import { ConfigError, Job, Storage, memoryBackend, silentLogger } from "../../src/index.js";
 import { createApp, secretsEqual } from "../../src/adapters/http/index.js";
 import { ADMIN, HOST, ORIGIN, READER, call, finish, harness, login, problem } from "./helpers.js";
 
@@ -34,8 +34,12 @@ describe("bearer tokens", () => {
     }
     expect((await call(app, "GET", "/api/jobs", { token: "wrong-token-0123456789abcdef" })).status).toBe(401);
     expect((await call(app, "GET", "/api/jobs", { token: ADMIN.slice(0, -1) })).status).toBe(401);
-    expect((await call(app, "GET", "/api/jobs", { token: null, headers: { Authorization: `Basic ${btoa("a:b")}` } })).status).toBe(401);
-    expect((await call(app, "GET", "/api/jobs", { token: null, headers: { Authorization: "Bearer" } })).status).toBe(401);
+    for (const header of [`Basic ${btoa("a:b")}`, "Bearer", "Bearer a b", `Bearer ${ADMIN}"`]) {
+      const res = await call(app, "GET", "/api/jobs", { token: null, headers: { Authorization: header } });
+      expect(res.status, header).toBe(401);
+      expect(res.headers.get("www-authenticate"), header).toMatch(/^Bearer/);
+      expect((await problem(res)).code, header).toBe("UNAUTHORIZED");
+    }
   });
 
   it("requires a token on every mutating route (401)", async () => {
@@ -155,7 +159,11 @@ describe("UI sessions", () => {
     const noCsrf = await call(app, "POST", `/api/jobs/${job}/retry`, { token: null, cookie, headers: { Origin: ORIGIN } });
     expect(noCsrf.status).toBe(403);
     expect((await problem(noCsrf)).code).toBe("CSRF");
-    const wrongCsrf = await call(app, "POST", `/api/jobs/${job}/retry`, { token: null, cookie, headers: { Origin: ORIGIN, "X-CSRF-Token": csrf.slice(1) + "A" } });
+    const wrongCsrf = await call(app, "POST", `/api/jobs/${job}/retry`, {
+      token: null,
+      cookie,
+      headers: { Origin: ORIGIN, "X-CSRF-Token": csrf.slice(1) + "A" },
+    });
     expect(wrongCsrf.status).toBe(403);
     const foreign = await call(app, "POST", `/api/jobs/${job}/retry`, { token: null, cookie, headers: { Origin: "http://evil.test", "X-CSRF-Token": csrf } });
     expect(foreign.status).toBe(403);
@@ -169,7 +177,7 @@ describe("UI sessions", () => {
     const { app, storage } = harness();
     const a = await login(app);
     const b = await login(app, READER);
-    const id = await storage.enqueueJob("send_email");
+    const id = await storage.enqueue(new Job("send_email"));
     const res = await call(app, "POST", `/api/jobs/${id}/delete`, { token: null, cookie: a.cookie, headers: { Origin: ORIGIN, "X-CSRF-Token": b.csrf } });
     expect(res.status).toBe(403);
   });
@@ -178,7 +186,7 @@ describe("UI sessions", () => {
     const { app, storage } = harness();
     const { cookie, csrf } = await login(app, READER);
     expect(((await (await call(app, "GET", "/api/session", { token: null, cookie })).json()) as { role: string }).role).toBe("read");
-    const id = await storage.enqueueJob("send_email");
+    const id = await storage.enqueue(new Job("send_email"));
     const res = await call(app, "POST", `/api/jobs/${id}/delete`, { token: null, cookie, headers: { Origin: ORIGIN, "X-CSRF-Token": csrf } });
     expect(res.status).toBe(403);
     expect((await problem(res)).code).toBe("READ_ONLY");
@@ -192,7 +200,12 @@ describe("UI sessions", () => {
     const claims = JSON.parse(atob(payload!.replace(/-/g, "+").replace(/_/g, "/"))) as { r: string };
     claims.r = "admin";
     const forged = btoa(JSON.stringify(claims)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-    for (const bad of [`qml_session=v1.${forged}.${sig}`, `qml_session=v1.${payload}.${sig!.slice(0, -2)}AA`, "qml_session=garbage", `qml_session=v2.${payload}.${sig}`]) {
+    for (const bad of [
+      `qml_session=v1.${forged}.${sig}`,
+      `qml_session=v1.${payload}.${sig!.slice(0, -2)}AA`,
+      "qml_session=garbage",
+      `qml_session=v2.${payload}.${sig}`,
+    ]) {
       expect((await call(app, "GET", "/api/jobs", { token: null, cookie: bad })).status, bad).toBe(401);
     }
     expect((await call(app, "GET", "/api/jobs", { token: null, cookie })).status).toBe(200);
@@ -226,14 +239,18 @@ describe("UI sessions", () => {
     expect((await call(app, "GET", "/qml/", { token: null })).headers.get("location")).toBe("/qml/login");
     expect((await call(app, "GET", "/qml/api/jobs")).status).toBe(200);
     expect((await call(app, "GET", "/api/jobs")).status).toBe(404);
-    const res = await app.request(`${ORIGIN}/qml/login`, { method: "POST", headers: { Host: HOST, Origin: ORIGIN, "Content-Type": "application/x-www-form-urlencoded" }, body: `token=${ADMIN}` });
+    const res = await app.request(`${ORIGIN}/qml/login`, {
+      method: "POST",
+      headers: { Host: HOST, Origin: ORIGIN, "Content-Type": "application/x-www-form-urlencoded" },
+      body: `token=${ADMIN}`,
+    });
     expect(res.headers.get("location")).toBe("/qml/");
     expect(res.headers.get("set-cookie")).toMatch(/Path=\/qml;/);
   });
 });
 
 describe("open mode", () => {
-  const open = () => createApp({ storage: new MemoryStorage(), auth: { open: true }, logger: silentLogger });
+  const open = () => createApp({ storage: new Storage(memoryBackend()), auth: { open: true }, logger: silentLogger });
   const local = (app: ReturnType<typeof open>, method: string, path: string, init: { headers?: Record<string, string>; body?: unknown } = {}) =>
     app.request(`http://127.0.0.1:8080${path}`, {
       method,
@@ -274,9 +291,19 @@ describe("open mode", () => {
 });
 
 describe("configuration", () => {
-  const storage = new MemoryStorage();
+  const storage = new Storage(memoryBackend());
   it("refuses to build an app without auth, with weak tokens or a bad option", () => {
-    for (const auth of [undefined, {}, { adminTokens: [] }, { adminTokens: ["short"] }, { adminTokens: ["has space in it 0123456789"] }, { open: false }, { adminTokens: [ADMIN], readTokens: [ADMIN] }, { adminTokens: [ADMIN], sessionSecret: "short" }]) {
+    for (const auth of [
+      undefined,
+      {},
+      { adminTokens: [] },
+      { adminTokens: ["short"] },
+      { adminTokens: ["has space in it 0123456789"] },
+      { adminTokens: ['has"quote-0123456789abcdef'] },
+      { open: false },
+      { adminTokens: [ADMIN], readTokens: [ADMIN] },
+      { adminTokens: [ADMIN], sessionSecret: "short" },
+    ]) {
       expect(() => createApp({ storage, auth: auth as never, logger: silentLogger }), JSON.stringify(auth)).toThrow(ConfigError);
     }
     expect(() => createApp({ storage, auth: { adminTokens: [ADMIN] }, basePath: "no-slash" })).toThrow(ConfigError);

@@ -35,7 +35,9 @@ it("examples/dashboard_demo.ts serves a live dashboard with jobs flowing", async
     });
     ws.close();
     expect(snap.total).toBeGreaterThanOrEqual(3);
-    const recurring = (await (await fetch(`${url}api/recurring`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { items: Array<{ id: string }> };
+    const recurring = (await (await fetch(`${url}api/recurring`, { headers: { Authorization: `Bearer ${token}` } })).json()) as {
+      items: Array<{ id: string }>;
+    };
     expect(recurring.items.map((d) => d.id)).toEqual(["heartbeat", "nightly-report"]);
     child.kill("SIGTERM");
     const [code] = await once(child, "exit");

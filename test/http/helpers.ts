@@ -1,6 +1,6 @@
-/** Shared setup for the dashboard tests: an app over a fresh MemoryStorage, requests through app.request (no socket). */
+/** Shared setup for the dashboard tests: an app over a fresh memory storage, requests through app.request (no socket). */
 import { createApp, type AppOptions } from "../../src/adapters/http/index.js";
-import { Job, JobState, ManualClock, MemoryStorage, WorkerRegistry, silentLogger, type Storage } from "../../src/index.js";
+import { Job, JobState, ManualClock, Storage, memoryBackend, WorkerRegistry, silentLogger } from "../../src/index.js";
 
 export const ADMIN = "admin-token-0123456789abcdef";
 export const READER = "read-token-0123456789abcdef";
@@ -10,14 +10,14 @@ export const ORIGIN = `http://${HOST}`;
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
-  storage: MemoryStorage;
+  storage: Storage;
   clock: ManualClock;
   registry: WorkerRegistry;
 }
 
 export function harness(overrides: Partial<AppOptions> = {}): Harness {
   const clock = new ManualClock(T0);
-  const storage = new MemoryStorage({ clock });
+  const storage = new Storage(memoryBackend(), { clock });
   const registry = new WorkerRegistry().register("send_email", () => {}).register("build_report", () => {});
   const app = createApp({ storage, registry, auth: { adminTokens: [ADMIN], readTokens: [READER] }, logger: silentLogger, liveIntervalMs: 20, ...overrides });
   return { app, storage, clock, registry };
@@ -71,13 +71,29 @@ export async function login(app: Harness["app"], token = ADMIN): Promise<{ cooki
 }
 
 /** Puts a job in `failed` (or `succeeded`) through the storage seam, as a worker would. */
-export async function finish(storage: Storage, clock: ManualClock, name: string, args: unknown[], state: "failed" | "succeeded", error = { name: "Error", message: "boom", stack: "Error: boom\n    at worker" }): Promise<string> {
+export async function finish(
+  storage: Storage,
+  clock: ManualClock,
+  name: string,
+  args: unknown[],
+  state: "failed" | "succeeded",
+  error = { name: "Error", message: "boom", stack: "Error: boom\n    at worker" },
+): Promise<string> {
   const job = new Job(name, args, { queue: "finish-" + state, maxAttempts: 1 });
   await storage.enqueue(job);
-  const [rec] = await storage.claim({ queues: [job.queue], limit: 1, owner: "w", leaseMs: 30_000, now: clock.now() });
+  const [rec] = await storage.driver.claim({ queues: [job.queue], limit: 1, owner: "w", leaseMs: 30_000, now: clock.now() });
   if (!rec) throw new Error("nothing claimed");
-  await storage.complete(
-    [{ id: rec.id, token: rec.leaseToken, state: state === "failed" ? JobState.Failed : JobState.Succeeded, reason: state, worker: "w/1", ...(state === "failed" ? { error } : { result: { ok: true } }) }],
+  await storage.driver.complete(
+    [
+      {
+        id: rec.id,
+        token: rec.leaseToken,
+        state: state === "failed" ? JobState.Failed : JobState.Succeeded,
+        reason: state,
+        worker: "w/1",
+        ...(state === "failed" ? { error } : { result: { ok: true } }),
+      },
+    ],
     clock.now(),
   );
   return rec.id;

@@ -1,6 +1,7 @@
 /** Live updates without a socket: the polling snapshot, Server-Sent Events, and /ws where no WebSocket exists. */
-import { describe, expect, it } from "vitest";
-import type { LiveSnapshot } from "../../src/adapters/http/index.js";
+import { describe, expect, it, vi } from "vitest";
+import { LiveFeed, type LiveSnapshot } from "../../src/adapters/http/index.js";
+import { Job, Storage, memoryBackend } from "../../src/index.js";
 import { ORIGIN, call, finish, harness, login, problem } from "./helpers.js";
 
 /** Reads SSE events from a response until `until` says enough (or the stream ends). */
@@ -31,7 +32,7 @@ async function readEvents(res: Response, until: (events: Array<{ event: string; 
 describe("live snapshots", () => {
   it("GET /api/live returns counts, queues, throughput and the latest changes", async () => {
     const { app, storage, clock } = harness();
-    await storage.enqueueJob("send_email", ["a"], { queue: "mail" });
+    await storage.enqueue(new Job("send_email", ["a"], { queue: "mail" }));
     clock.advance(1000);
     const failed = await finish(storage, clock, "build_report", [], "failed");
     const res = await call(app, "GET", "/api/live");
@@ -53,13 +54,14 @@ describe("live snapshots", () => {
     const res = await call(app, "GET", "/api/events", { token: null, cookie });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
-    const snapshots = (events: Array<{ event: string; data: string }>) => events.filter((e) => e.event === "snapshot").map((e) => JSON.parse(e.data) as LiveSnapshot);
+    const snapshots = (events: Array<{ event: string; data: string }>) =>
+      events.filter((e) => e.event === "snapshot").map((e) => JSON.parse(e.data) as LiveSnapshot);
     let enqueued = false;
     const events = await readEvents(res, (evs) => {
       const snaps = snapshots(evs);
       if (snaps.length > 0 && !enqueued) {
         enqueued = true;
-        void storage.enqueueJob("send_email");
+        void storage.enqueue(new Job("send_email"));
       }
       return snaps.some((s) => s.states.enqueued === 1);
     });
@@ -93,5 +95,39 @@ describe("live snapshots", () => {
     const res = await call(app, "GET", "/ws", { headers: { Upgrade: "websocket", Origin: ORIGIN } });
     expect(res.status).toBe(501);
     expect((await problem(res)).code).toBe("NO_WEBSOCKET");
+  });
+});
+
+describe("the live feed, shared by every connection", () => {
+  it("reads the store once for the ticks that come while a read is in flight, and serializes each snapshot once", async () => {
+    const storage = new Storage(memoryBackend());
+    await storage.enqueue(new Job("send_email"));
+    const stats = vi.spyOn(storage, "stats");
+    const feed = new LiveFeed(storage, 60_000);
+    // 500 connections ticking at once on a cold cache: one read.
+    const snaps = await Promise.all(Array.from({ length: 500 }, () => feed.snapshot()));
+    expect(stats).toHaveBeenCalledTimes(1);
+    expect(new Set(snaps).size).toBe(1);
+
+    const stringify = vi.spyOn(JSON, "stringify");
+    try {
+      const frames = await Promise.all(Array.from({ length: 500 }, () => feed.frame()));
+      expect(stringify).toHaveBeenCalledTimes(1);
+      expect(frames.every((f) => f.type === "snapshot" && f.text === frames[0]!.text)).toBe(true);
+      expect(JSON.parse(frames[0]!.text)).toMatchObject({ type: "snapshot", total: 1 });
+    } finally {
+      stringify.mockRestore();
+    }
+  });
+
+  it("a failed read is not cached: the next tick reads again, and clients get the error as a frame", async () => {
+    const storage = new Storage(memoryBackend());
+    const stats = vi.spyOn(storage, "stats").mockRejectedValueOnce(new Error("store down"));
+    const feed = new LiveFeed(storage, 60_000);
+    const failed = await feed.frame();
+    expect(failed.type).toBe("error");
+    expect(JSON.parse(failed.text)).toMatchObject({ type: "error", status: 500 });
+    expect((await feed.frame()).type).toBe("snapshot");
+    expect(stats).toHaveBeenCalledTimes(2);
   });
 });

@@ -38,7 +38,11 @@ describe("createApp in workerd", () => {
   it("serves the API behind its token, with problem documents", async () => {
     expect((await mf.dispatchFetch(`${BASE}/healthz`)).status).toBe(200);
     expect((await mf.dispatchFetch(`${BASE}/api/jobs`)).status).toBe(401);
-    const created = await mf.dispatchFetch(`${BASE}/api/jobs`, { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify({ name: "send_email", args: ["a@b.c"] }) });
+    const created = await mf.dispatchFetch(`${BASE}/api/jobs`, {
+      method: "POST",
+      headers: { ...auth, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "send_email", args: ["a@b.c"] }),
+    });
     expect(created.status).toBe(201);
     const bad = await mf.dispatchFetch(`${BASE}/api/jobs`, { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body: "{" });
     expect(bad.status).toBe(400);
@@ -48,7 +52,12 @@ describe("createApp in workerd", () => {
   });
 
   it("logs in with a cookie, serves the UI under its CSP, and checks CSRF", async () => {
-    const login = await mf.dispatchFetch(`${BASE}/login`, { method: "POST", redirect: "manual", headers: { Origin: BASE, "Content-Type": "application/x-www-form-urlencoded" }, body: `token=${TOKEN}` });
+    const login = await mf.dispatchFetch(`${BASE}/login`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { Origin: BASE, "Content-Type": "application/x-www-form-urlencoded" },
+      body: `token=${TOKEN}`,
+    });
     expect(login.status).toBe(303);
     const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
     const page = await mf.dispatchFetch(`${BASE}/`, { headers: { Cookie: cookie } });

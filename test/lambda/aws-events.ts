@@ -115,7 +115,11 @@ export function functionUrlEvent(r: UrlRequest): LambdaFunctionURLEvent {
  * A Lambda Context. The remaining time counts down on `clock` from
  * `remainingMs`; a test with a ManualClock moves it by hand.
  */
-export function lambdaContext(remainingMs: number, clock: Clock = { now: () => Date.now() }, functionName = "qml-worker"): Context & { setRemaining(ms: number): void } {
+export function lambdaContext(
+  remainingMs: number,
+  clock: Clock = { now: () => Date.now() },
+  functionName = "qml-worker",
+): Context & { setRemaining(ms: number): void } {
   let deadline = clock.now() + remainingMs;
   return {
     callbackWaitsForEmptyEventLoop: true,

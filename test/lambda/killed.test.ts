@@ -6,10 +6,11 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { Job, SkewedClock, WorkerRegistry, WorkerResult, silentLogger, systemClock, type Storage } from "../../src/index.js";
+import { Job, Storage, WorkerRegistry, WorkerResult, silentLogger, systemClock } from "../../src/index.js";
+import { SkewedClock } from "../../src/core/clock.js";
 import { createLambdaHandlers } from "../../src/adapters/runtime/lambda/index.js";
-import { PostgresConfig, createPostgresStorage } from "../../src/adapters/storage/postgres/index.js";
-import { RedisConfig, createRedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
+import { RedisConfig, redisBackend } from "../../src/adapters/storage/redis/index.js";
 import { DATABASE_URL, REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
 import { SchemaJanitor } from "../postgres/helpers.js";
 import { deleteKeys, prefixes } from "../redis/helpers.js";
@@ -20,7 +21,10 @@ const FIXTURE = join(import.meta.dirname, "fixtures", "killed-invocation.ts");
 
 /** Starts the doomed invocation; resolves once its job is running, with a kill switch. */
 function startDoomedInvocation(env: Record<string, string>): Promise<{ jobId: string; kill(): Promise<void> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE], { env: { ...process.env, ...env, QML_KILL_LEASE_MS: String(LEASE_MS) }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE], {
+    env: { ...process.env, ...env, QML_KILL_LEASE_MS: String(LEASE_MS) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   child.stderr.on("data", (d) => (err += String(d)));
@@ -63,7 +67,7 @@ describeWithService("redis", await serviceUp("redis"), "killed invocation on red
   afterAll(() => deleteKeys(REDIS_URL, keys.pattern));
   it("the job is finished by the next invocation after the lease", async () => {
     const ns = keys.next();
-    const storage = await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(ns));
+    const storage = new Storage(redisBackend(new RedisConfig(REDIS_URL).withKeyPrefix(ns)));
     try {
       await storage.migrate();
       await killedThenRecovered(storage, { QML_KILL_BACKEND: "redis", QML_KILL_URL: REDIS_URL, QML_KILL_NAMESPACE: ns });
@@ -78,7 +82,9 @@ describeWithService("postgres", await serviceUp("postgres"), "killed invocation 
   afterAll(() => janitor.dropAll());
   it("the job is finished by the next invocation after the lease", async () => {
     const schema = janitor.next();
-    const storage = await createPostgresStorage(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withMaxConnections(2).withAutoMigrate(true));
+    const storage = new Storage(
+      postgresBackend(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withMaxConnections(2).withAutoMigrate(true)),
+    );
     try {
       await killedThenRecovered(storage, { QML_KILL_BACKEND: "postgres", QML_KILL_URL: DATABASE_URL, QML_KILL_NAMESPACE: schema });
     } finally {

@@ -5,16 +5,19 @@
  * (the SQS notifier is the wake-up path there).
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Job, WorkerRegistry, silentLogger } from "../../src/index.js";
+import { Job, Storage, WorkerRegistry, silentLogger, type Clock } from "../../src/index.js";
 import { createLambdaHandlers } from "../../src/adapters/runtime/lambda/index.js";
 import { lambdaContext, scheduledEvent } from "./aws-events.js";
 import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
-import { PostgresConfig, createPostgresStorage } from "../../src/adapters/storage/postgres/index.js";
+import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor } from "../postgres/helpers.js";
+import { runConsumerSuite } from "../serverless/consumer-suite.js";
+import { lambdaHarness } from "./consumer-harness.js";
 import { runLambdaHandlerSuite } from "./handler-suite.js";
 
 const janitor = new SchemaJanitor();
+const open = (config: PostgresConfig, clock?: Clock) => new Storage(postgresBackend(config.withAutoMigrate(true)), clock ? { clock } : {});
 
 describeWithService("postgres", await serviceUp("postgres"), "lambda handlers on postgres", () => {
   let gateway: NeonGateway;
@@ -26,31 +29,31 @@ describeWithService("postgres", await serviceUp("postgres"), "lambda handlers on
     await janitor.dropAll();
   });
 
-  runLambdaHandlerSuite("postgres (pg, TCP, pool of 2)", (clock) =>
-    createPostgresStorage(
-      new PostgresConfig().withDatabaseUrl(DATABASE_URL).withDriver("pg").withSchema(janitor.next()).withMaxConnections(2).withNotify(false).withAutoMigrate(true),
-      { clock },
-    ),
-  );
+  const pgTcp = () => new PostgresConfig().withDatabaseUrl(DATABASE_URL).withDriver("pg").withSchema(janitor.next()).withMaxConnections(2).withNotify(false);
+  const neonHttp = () =>
+    new PostgresConfig()
+      .withDatabaseUrl(DATABASE_URL)
+      .withDriver("neon-http")
+      .withNeonFetchEndpoint(gateway.fetchEndpoint)
+      .withSchema(janitor.next())
+      .withNotify(false);
 
-  runLambdaHandlerSuite("postgres (neon-http, gateway)", (clock) =>
-    createPostgresStorage(
-      new PostgresConfig()
-        .withDatabaseUrl(DATABASE_URL)
-        .withDriver("neon-http")
-        .withNeonFetchEndpoint(gateway.fetchEndpoint)
-        .withSchema(janitor.next())
-        .withNotify(false)
-        .withAutoMigrate(true),
-      { clock },
-    ),
+  runLambdaHandlerSuite("postgres (pg, TCP, pool of 2)", async (clock) => open(pgTcp(), clock));
+  runLambdaHandlerSuite("postgres (neon-http, gateway)", async (clock) => open(neonHttp(), clock));
+  runConsumerSuite(
+    "lambda/postgres (pg)",
+    lambdaHarness(async (clock) => open(pgTcp(), clock)),
+  );
+  runConsumerSuite(
+    "lambda/postgres (neon-http)",
+    lambdaHarness(async (clock) => open(neonHttp(), clock)),
   );
 
   it("with NOTIFY on, the notifier forwards only this container's enqueues, once each", async () => {
     const schema = janitor.next();
-    const config = () => new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withMaxConnections(1).withAutoMigrate(true);
-    const storage = await createPostgresStorage(config());
-    const elsewhere = await createPostgresStorage(config());
+    const config = () => new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withMaxConnections(1);
+    const storage = open(config());
+    const elsewhere = open(config());
     const forwarded: string[] = [];
     try {
       const h = createLambdaHandlers({

@@ -6,13 +6,13 @@
  * production-install.test.ts.)
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../../src/index.js";
-import { ENV_VARS, loadEnvConfig } from "../../src/adapters/runtime/node/index.js";
+import { ENV_VARS, loadEnvConfig } from "../../src/adapters/runtime/node/env.js";
 import { all, envPairs, execForm, last, parseDockerfile, type Stage } from "./helpers/dockerfile.js";
 import { REPO } from "./helpers/process.js";
-import { YamlError, parseYaml, parseYamlAll, type YamlValue } from "./helpers/yaml.js";
 
 const DEPLOY = join(REPO, "deploy/node");
 const read = (path: string) => readFileSync(join(DEPLOY, path), "utf8");
@@ -20,14 +20,14 @@ const read = (path: string) => readFileSync(join(DEPLOY, path), "utf8");
 const RUNTIME_VARS = new Set(["NODE_ENV", "NODE_OPTIONS"]);
 const SERVER_VARS = new Set<string>(ENV_VARS);
 
-type Obj = { [key: string]: YamlValue };
-const obj = (v: YamlValue | undefined): Obj => {
+type Obj = { [key: string]: unknown };
+const obj = (v: unknown): Obj => {
   expect(v !== null && typeof v === "object" && !Array.isArray(v), `expected a mapping, got ${JSON.stringify(v)}`).toBe(true);
   return v as Obj;
 };
-const list = (v: YamlValue | undefined): YamlValue[] => {
+const list = (v: unknown): unknown[] => {
   expect(Array.isArray(v), `expected a sequence, got ${JSON.stringify(v)}`).toBe(true);
-  return v as YamlValue[];
+  return v as unknown[];
 };
 /** "30s", "1m30s" (Compose durations) in ms. */
 function durationMs(v: string): number {
@@ -47,39 +47,6 @@ function interpolate(v: string, sample: (name: string) => string): string {
 }
 const TOKEN = "a-token-of-sixteen-or-more-characters";
 
-describe("the YAML reader the deployment tests use", () => {
-  it("reads the block subset: maps, both sequence styles, scalars, quotes, flows, comments, documents", () => {
-    const text = [
-      "# comment",
-      "a: 1",
-      "b: '0.0.0.0' # trailing comment",
-      'c: "x # not a comment"',
-      "d:",
-      "  - name: one",
-      "    value: two",
-      "  - plain:/path",
-      "e:",
-      "- [\"CMD\", \"ping\"]",
-      "f: true",
-      "g:",
-      "h: 2.5",
-      "i: ${X:-y}",
-      "---",
-      "k: v",
-    ].join("\n");
-    expect(parseYamlAll(text)).toEqual([
-      { a: 1, b: "0.0.0.0", c: "x # not a comment", d: [{ name: "one", value: "two" }, "plain:/path"], e: [["CMD", "ping"]], f: true, g: null, h: 2.5, i: "${X:-y}" },
-      { k: "v" },
-    ]);
-  });
-
-  it("refuses what it does not understand instead of misreading it", () => {
-    for (const bad of ["a: &x 1", "a: |\n  text", "a: 1\n  b: 2", "a: 1\na: 2", "a:\n\t- 1", "a: {b: c}"]) {
-      expect(() => parseYaml(bad), bad).toThrow(YamlError);
-    }
-  });
-});
-
 describe("deploy/node/Dockerfile", () => {
   const file = parseDockerfile(read("Dockerfile"));
   const build = file.stages[0]!;
@@ -89,7 +56,10 @@ describe("deploy/node/Dockerfile", () => {
   it("is multi-stage: builds in one stage, runs with production dependencies only in another", () => {
     expect(file.stages.length).toBeGreaterThanOrEqual(2);
     const nodeArg = file.globalArgs.map((a) => /^NODE_VERSION=(\d+)$/.exec(a.args)?.[1]).find(Boolean);
-    expect(Number(nodeArg)).toBeGreaterThanOrEqual(20);
+    // A supported Node (20 is past end of life), one that CI runs the suite on.
+    const tested = readFileSync(join(REPO, ".ci/node-versions"), "utf8").match(/^\d+(?=\.)/gm) ?? [];
+    expect(Number(nodeArg)).toBeGreaterThanOrEqual(22);
+    expect(tested).toContain(nodeArg);
     for (const s of file.stages) expect(s.from).toMatch(/^node:(\$\{NODE_VERSION\}|\d+)-slim$/);
     const buildRuns = all(build, "RUN").map((r) => r.args);
     expect(buildRuns.some((r) => /\bnpm ci\b/.test(r) && !/--omit=dev/.test(r))).toBe(true);
@@ -101,6 +71,28 @@ describe("deploy/node/Dockerfile", () => {
     expect(all(runtime, "COPY").some((c) => /--from=\S+/.test(c.args))).toBe(true);
     expect(all(runtime, "COPY").some((c) => /\bsrc\b/.test(c.args))).toBe(false);
     expect(runtimeEnv.get("NODE_ENV")).toBe("production");
+  });
+
+  it("builds better-sqlite3 where the compiler is, and copies only its compiled file into the runtime stage", () => {
+    const buildRuns = all(build, "RUN").map((r) => r.args);
+    const toolchain = buildRuns.findIndex((r) => /apt-get install\b.*\bpython3\b/.test(r) && /\bmake\b/.test(r) && /\bg\+\+/.test(r));
+    const install = buildRuns.findIndex((r) => /\bnpm ci\b/.test(r) && !/--omit=dev/.test(r));
+    expect(toolchain).toBeGreaterThanOrEqual(0);
+    expect(toolchain).toBeLessThan(install);
+    expect(all(runtime, "RUN").some((r) => /apt-get|\bg\+\+|node-gyp/.test(r.args))).toBe(false);
+    const buildDir = last(build, "WORKDIR")!.args;
+    const native = all(runtime, "COPY").find((c) => c.args.includes("better_sqlite3.node"));
+    expect(native?.args).toBe(
+      `--from=build ${buildDir}/node_modules/better-sqlite3/build/Release/better_sqlite3.node node_modules/better-sqlite3/build/Release/`,
+    );
+  });
+
+  it("keeps the default SQLite file in a volume the node user can write", () => {
+    expect(runtimeEnv.get("QML_STORAGE")).toBe("sqlite");
+    const dataDir = dirname(runtimeEnv.get("QML_SQLITE_PATH")!);
+    expect(dataDir.startsWith(`${last(runtime, "WORKDIR")!.args}/`)).toBe(true);
+    expect(execForm(last(runtime, "VOLUME")!.args)).toEqual([dataDir]);
+    expect(all(runtime, "RUN").some((r) => r.args.includes(`mkdir -p ${dataDir}`) && r.args.includes(`chown node:node ${dataDir}`))).toBe(true);
   });
 
   it("runs as the non-root node user, exposes PORT, and checks /healthz", () => {
@@ -135,11 +127,18 @@ describe("deploy/node/Dockerfile", () => {
       .filter((l) => l && !l.startsWith("#"));
     expect(ignore[0]).toBe("*");
     const stages: Stage[] = file.stages;
-    const sources = stages.flatMap((s) => all(s, "COPY").filter((c) => !c.args.startsWith("--from")).flatMap((c) => c.args.split(" ").slice(0, -1)));
+    const sources = stages.flatMap((s) =>
+      all(s, "COPY")
+        .filter((c) => !c.args.startsWith("--from"))
+        .flatMap((c) => c.args.split(" ").slice(0, -1)),
+    );
     expect(sources.length).toBeGreaterThan(0);
     for (const src of sources) {
       expect(existsSync(join(REPO, src)), src).toBe(true);
-      expect(ignore.some((l) => l === `!${src}` || l === `!${src}/`), `${src} is re-included in Dockerfile.dockerignore`).toBe(true);
+      expect(
+        ignore.some((l) => l === `!${src}` || l === `!${src}/`),
+        `${src} is re-included in Dockerfile.dockerignore`,
+      ).toBe(true);
     }
   });
 });
@@ -191,6 +190,12 @@ describe("deploy/node/docker-compose.yml", () => {
     }
   });
 
+  it("mounts a volume on the SQLite file's folder, for QML_STORAGE=sqlite", () => {
+    expect(loadEnvConfig({ ...env, QML_STORAGE: "sqlite" })).toMatchObject({ storage: "sqlite", sqlitePath: env.QML_SQLITE_PATH });
+    const mounts = list(qml.volumes).map((v) => String(v).split(":"));
+    expect(mounts).toContainEqual(["qmldata", dirname(env.QML_SQLITE_PATH!)]);
+  });
+
   it("points the URLs at the bundled services and publishes the server's PORT", () => {
     expect(new URL(env.DATABASE_URL!).hostname).toBe("postgres");
     expect(new URL(env.REDIS_URL!).hostname).toBe("redis");
@@ -221,7 +226,7 @@ describe("deploy/node/k8s", () => {
   const container = obj(list(podSpec.containers)[0]);
   const envList = list(container.env).map(obj);
   const containerPorts = list(container.ports).map(obj);
-  const namedPort = (p: YamlValue | undefined) => (typeof p === "number" ? p : Number(containerPorts.find((c) => c.name === p)?.containerPort));
+  const namedPort = (p: unknown) => (typeof p === "number" ? p : Number(containerPorts.find((c) => c.name === p)?.containerPort));
 
   it("has a Deployment, a Secret, a Service, and a kustomization listing every manifest", () => {
     expect(deployment && secret && service).toBeTruthy();
@@ -285,5 +290,56 @@ describe("deploy/node/k8s", () => {
     expect(() => loadEnvConfig(env)).toThrow(ConfigError);
     expect(() => loadEnvConfig(env)).toThrow(/QML_DASHBOARD_TOKEN/);
     expect(loadEnvConfig({ ...env, QML_DASHBOARD_TOKEN: TOKEN })).toMatchObject({ storage: "postgres", host: "0.0.0.0", serverId: "qml-5d8f7c9b6-x2x7k" });
+  });
+});
+
+describe("deploy/node/k8s-sqlite", () => {
+  const dir = join(DEPLOY, "k8s-sqlite");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
+  const docs = new Map(files.map((f) => [f, obj(parseYaml(readFileSync(join(dir, f), "utf8")))]));
+  const ofKind = (kind: string) => [...docs.values()].filter((d) => d.kind === kind);
+  const set = ofKind("StatefulSet")[0]!;
+  const secret = ofKind("Secret")[0]!;
+  const service = ofKind("Service")[0]!;
+  const spec = obj(set.spec);
+  const podSpec = obj(obj(spec.template).spec);
+  const container = obj(list(podSpec.containers)[0]);
+  const envList = list(container.env).map(obj);
+  const value = (name: string) => String(envList.find((e) => e.name === name)?.value);
+
+  it("has a StatefulSet, a Secret, a Service, and a kustomization listing every manifest", () => {
+    expect(set && secret && service).toBeTruthy();
+    expect(new Set(list(docs.get("kustomization.yaml")!.resources).map(String))).toEqual(new Set(files.filter((f) => f !== "kustomization.yaml")));
+    expect(obj(obj(service.spec).selector)).toEqual(obj(obj(spec.template).metadata).labels);
+  });
+
+  it("runs one replica on a persistent volume mounted where the SQLite file is, writable by the node user", () => {
+    expect(spec.replicas).toBe(1);
+    const mount = obj(list(container.volumeMounts)[0]);
+    expect(mount.mountPath).toBe(dirname(value("QML_SQLITE_PATH")));
+    const claim = obj(list(spec.volumeClaimTemplates)[0]);
+    expect(obj(claim.metadata).name).toBe(mount.name);
+    expect(list(obj(claim.spec).accessModes)).toEqual(["ReadWriteOnce"]);
+    const sc = obj(podSpec.securityContext);
+    expect(sc.runAsNonRoot).toBe(true);
+    expect(sc.fsGroup).toBe(sc.runAsGroup);
+    expect(obj(container.securityContext).readOnlyRootFilesystem).toBe(true);
+  });
+
+  it("probes, drains, and sets only variables the server reads; the placeholder fails closed", () => {
+    expect(obj(obj(container.readinessProbe).httpGet).path).toBe("/readyz");
+    expect(obj(obj(container.livenessProbe).httpGet).path).toBe("/healthz");
+    expect(Number(podSpec.terminationGracePeriodSeconds) * 1000).toBeGreaterThan(Number(value("QML_SHUTDOWN_TIMEOUT_MS")));
+    const secretData = obj(secret.stringData);
+    const env: Record<string, string> = {};
+    for (const e of envList) {
+      const name = String(e.name);
+      expect(SERVER_VARS.has(name), name).toBe(true);
+      if (e.value !== undefined) env[name] = String(e.value);
+      else if (obj(e.valueFrom).secretKeyRef) env[name] = String(secretData[String(obj(obj(e.valueFrom).secretKeyRef).key)]);
+      else env[name] = "qml-0";
+    }
+    expect(() => loadEnvConfig(env)).toThrow(/QML_DASHBOARD_TOKEN/);
+    expect(loadEnvConfig({ ...env, QML_DASHBOARD_TOKEN: TOKEN })).toMatchObject({ storage: "sqlite", sqlitePath: "/app/data/qml.db", host: "0.0.0.0" });
   });
 });

@@ -8,7 +8,7 @@ import { silentLogger } from "../../src/index.js";
 import { loadEnvConfig, startNodeServer, type NodeServerHandle } from "../../src/adapters/runtime/node/index.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { eventually } from "./helpers/process.js";
-import { serviceAddress, testStore, viaPort, type Backend, type TestStore } from "./helpers/stores.js";
+import { serviceAddress, testStore, viaPort, type ServiceBackend, type TestStore } from "./helpers/stores.js";
 import { TcpProxy } from "../helpers/tcp-proxy.js";
 
 interface Probe {
@@ -29,7 +29,7 @@ function readyzBecomes(handle: NodeServerHandle, status: number): Promise<Probe>
   }, `/readyz ${status}`);
 }
 
-const backends: Backend[] = ["redis", "postgres"];
+const backends: ServiceBackend[] = ["redis", "postgres"];
 for (const backend of backends) {
   describeWithService(backend, await serviceUp(backend), `health endpoints on ${backend}`, () => {
     let handle: NodeServerHandle | undefined;

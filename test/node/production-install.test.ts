@@ -29,6 +29,7 @@ const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
   devDependencies: Record<string, string>;
 };
 const dockerfile = parseDockerfile(readFileSync(join(REPO, "deploy/node/Dockerfile"), "utf8"));
+const build = dockerfile.stages[0]!;
 const runtime = dockerfile.stages.at(-1)!;
 /** examples/docker: the user's workers layered on the image. */
 const example = parseDockerfile(readFileSync(join(REPO, "examples/docker/Dockerfile"), "utf8")).stages.at(-1)!;
@@ -75,7 +76,10 @@ beforeAll(async () => {
     throw new Error(`the build fails, as \`npm run build\` in the Dockerfile would:\n${e.message}`);
   });
   for (const f of ["package.json", "README.md", "LICENSE"]) if (existsSync(join(REPO, f))) cpSync(join(REPO, f), join(stage, f));
-  const packed = JSON.parse(await sh("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", tmp], stage)) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const packed = JSON.parse(await sh("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", tmp], stage)) as Array<{
+    filename: string;
+    files: Array<{ path: string }>;
+  }>;
   tarball = join(tmp, packed[0]!.filename);
   packedFiles = packed[0]!.files.map((f) => f.path);
 }, 180_000);
@@ -108,6 +112,17 @@ describe("production install", () => {
     await sh(npm!, [...args, "--prefer-offline"], app);
     expect(installedDevDependencies(join(app, "node_modules"))).toEqual([]);
     expect(existsSync(join(app, "node_modules/hono"))).toBe(true);
+    // COPY --from=build of what the build stage compiled (better-sqlite3's
+    // native module): the build stage's folder is this repository, whose
+    // `npm ci` built it the same way.
+    const buildDir = last(build, "WORKDIR")!.args;
+    for (const copy of all(runtime, "COPY").filter((c) => c.args.startsWith(`--from=build ${buildDir}/`))) {
+      const [, from, to] = copy.args.split(" ");
+      const source = join(REPO, from!.slice(buildDir.length + 1));
+      const target = join(app, to!);
+      mkdirSync(to!.endsWith("/") ? target : join(target, ".."), { recursive: true });
+      cpSync(source, to!.endsWith("/") ? join(target, source.split("/").at(-1)!) : target);
+    }
 
     // examples/docker/Dockerfile on top: COPY workers.mjs /app/workers.mjs, ENV QML_WORKERS_MODULE=…
     const workdir = last(runtime, "WORKDIR")!.args;
@@ -116,11 +131,20 @@ describe("production install", () => {
       const [from, to] = copy.args.split(" ");
       cpSync(join(REPO, "examples/docker", from!), inApp(to!));
     }
-    const exampleEnv = Object.fromEntries(all(example, "ENV").flatMap((i) => envPairs(i.args)).map(([k, v]) => [k, v.startsWith(workdir) ? inApp(v) : v]));
+    const exampleEnv = Object.fromEntries(
+      all(example, "ENV")
+        .flatMap((i) => envPairs(i.args))
+        .map(([k, v]) => [k, v.startsWith(workdir) ? inApp(v) : v]),
+    );
 
     const cmd = execForm(last(runtime, "CMD")!.args);
     expect(cmd[0]).toBe("node");
-    const imageEnv = Object.fromEntries(all(runtime, "ENV").flatMap((i) => envPairs(i.args)));
+    // Paths in the image (the SQLite file in /app/data) land in the app folder.
+    const imageEnv = Object.fromEntries(
+      all(runtime, "ENV")
+        .flatMap((i) => envPairs(i.args))
+        .map(([k, v]) => [k, v.startsWith(`${workdir}/`) ? inApp(v) : v]),
+    );
     // The image's environment, on a free port and on loopback (this is a shared machine).
     const server = spawnServer([process.execPath, ...cmd.slice(1)], {
       cwd: app,
@@ -130,7 +154,7 @@ describe("production install", () => {
     expect(await json(await fetch(`${url}/healthz`))).toEqual({ ok: true });
     await eventually(async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined), "/readyz 200");
     expect((await fetch(`${url}/api/stats`)).status).toBe(401);
-    // The demo jobs (memory storage) all leave enqueued/processing.
+    // The demo jobs (in the image's default store, a SQLite file) all leave enqueued/processing.
     const stats = await eventually(async () => {
       const st = await json(await fetch(`${url}/api/stats`, { headers: auth }));
       return st.total === 24 && st.states.enqueued === 0 && st.states.processing === 0 ? st : undefined;
@@ -158,6 +182,7 @@ describe("production install", () => {
     expect(login.status).toBe(200);
     expect(await login.text()).toContain("<form");
     await drains(server);
+    expect(existsSync(imageEnv.QML_SQLITE_PATH!)).toBe(true);
   }, 120_000);
 
   it("as an app's dependency: the server runs the app's own workers (QML_WORKERS_MODULE importing qml)", async () => {
@@ -181,16 +206,27 @@ describe("production install", () => {
 
     // The package's bin when it declares one, else the path the Dockerfile uses.
     const binName = typeof pkg.bin === "string" ? pkg.name : pkg.bin ? Object.keys(pkg.bin)[0] : undefined;
-    const command = binName ? [join(app, "node_modules/.bin", binName)] : [process.execPath, join(app, "node_modules", pkg.name, "dist/adapters/runtime/node/main.js")];
+    const command = binName
+      ? [join(app, "node_modules/.bin", binName)]
+      : [process.execPath, join(app, "node_modules", pkg.name, "dist/adapters/runtime/node/main.js")];
     const server = spawnServer(command, {
       cwd: app,
-      env: cleanEnv({ PORT: "0", QML_HOST: "127.0.0.1", QML_DASHBOARD_TOKEN: TOKEN, QML_WORKERS_MODULE: "./workers.mjs", QML_POLL_MS: "20" }),
+      // --ignore-scripts above leaves better-sqlite3 unbuilt (the image's steps, above, run the SQLite default): memory here.
+      env: cleanEnv({
+        PORT: "0",
+        QML_HOST: "127.0.0.1",
+        QML_DASHBOARD_TOKEN: TOKEN,
+        QML_WORKERS_MODULE: "./workers.mjs",
+        QML_POLL_MS: "20",
+        QML_STORAGE: "memory",
+      }),
     });
     const url = await listeningUrl(server);
     const registered = await server.waitForLog((l) => l.msg === "workers registered", "the workers module");
     expect(registered.names).toEqual(["greet"]);
 
-    const post = (body: unknown) => fetch(`${url}/api/jobs`, { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const post = (body: unknown) =>
+      fetch(`${url}/api/jobs`, { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify(body) });
     const created = await post({ name: "greet", args: ["world"] });
     expect(created.status).toBe(201);
     const { id } = await json(created);

@@ -2,10 +2,16 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { ConfigError, Job, JobState, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
+import { ConfigError, Job, JobState, Storage, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
+import { SqliteConfig, sqliteBackend } from "../../src/adapters/storage/sqlite/index.js";
 import { loadEnvConfig, startNodeServer, type NodeServerHandle } from "../../src/adapters/runtime/node/index.js";
+
+/** Each server its own SQLite file (the default store), never the repository's ./data/qml.db. */
+const scratch = mkdtempSync(join(tmpdir(), "qml-server-test-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const freshFile = () => ({ QML_SQLITE_PATH: join(scratch, `${crypto.randomUUID()}.db`) });
 
 const TOKEN = "server-test-admin-token-0123";
 const READ_TOKEN = "server-test-read-token-0123";
@@ -19,7 +25,8 @@ describe("node server", () => {
   });
 
   it("processes the demo jobs and reports them at /api/stats", async () => {
-    handle = await startNodeServer({ config: { ...loadEnvConfig({ PORT: "0", QML_POLL_MS: "20" }) }, logger: silentLogger });
+    handle = await startNodeServer({ config: { ...loadEnvConfig({ ...freshFile(), PORT: "0", QML_POLL_MS: "20" }) }, logger: silentLogger });
+    expect(handle.storage.kind).toBe("sqlite");
     expect((await (await fetch(`${handle.url}/healthz`)).json()).ok).toBe(true);
     expect((await fetch(`${handle.url}/readyz`)).status).toBe(200);
     // Wait until every demo job has left enqueued/processing (retries may stay scheduled).
@@ -35,9 +42,27 @@ describe("node server", () => {
     expect(jobs.items.every((j) => j.state === JobState.Succeeded)).toBe(true);
   });
 
+  it("on the default SQLite file, a restart finds the jobs of the last run and seeds no demo job twice", async () => {
+    const file = freshFile();
+    const logs: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+    const logger = { ...silentLogger, info: (msg: string, fields: Record<string, unknown> = {}) => void logs.push({ msg, fields }), child: () => logger };
+    handle = await startNodeServer({ config: loadEnvConfig({ ...file, PORT: "0", QML_POLL_MS: "20" }), logger });
+    await handle.started;
+    const own = await handle.storage.enqueue(new Job("send_email", ["kept@example.com"], { delay: 3_600_000 }));
+    await handle.stop();
+    handle = await startNodeServer({ config: loadEnvConfig({ ...file, PORT: "0", QML_POLL_MS: "20" }), logger });
+    await handle.started;
+    expect((await handle.storage.get(own))!.state).toBe(JobState.Scheduled);
+    expect((await handle.storage.stats()).total).toBe(25);
+    expect(logs.filter((l) => l.msg === "enqueued demo jobs").map((l) => l.fields)).toEqual([
+      { count: 24, alreadyThere: 0 },
+      { count: 0, alreadyThere: 24 },
+    ]);
+  });
+
   it("npm start runs, serves /api/stats and drains on SIGTERM with exit code 0", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/adapters/runtime/node/main.ts"], {
-      env: { ...process.env, PORT: "0", QML_LOG_LEVEL: "info", QML_POLL_MS: "20" },
+      env: { ...process.env, ...freshFile(), PORT: "0", QML_LOG_LEVEL: "info", QML_POLL_MS: "20" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -60,7 +85,7 @@ describe("node server", () => {
 
   it("a bad environment stops start-up with a message naming the variable", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/adapters/runtime/node/main.ts"], {
-      env: { ...process.env, QML_WORKERS: "lots" },
+      env: { ...process.env, ...freshFile(), QML_WORKERS: "lots" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let err = "";
@@ -71,7 +96,14 @@ describe("node server", () => {
   });
 
   it("with tokens, the dashboard and its API need one (reads with either, actions with the admin one); the probes need none", async () => {
-    const config = loadEnvConfig({ PORT: "0", QML_HOST: "127.0.0.1", QML_DASHBOARD_TOKEN: TOKEN, QML_DASHBOARD_READ_TOKEN: READ_TOKEN, QML_DEMO: "off" });
+    const config = loadEnvConfig({
+      ...freshFile(),
+      PORT: "0",
+      QML_HOST: "127.0.0.1",
+      QML_DASHBOARD_TOKEN: TOKEN,
+      QML_DASHBOARD_READ_TOKEN: READ_TOKEN,
+      QML_DEMO: "off",
+    });
     handle = await startNodeServer({ config, logger: silentLogger });
     expect(handle.dashboard).toBe("token");
     await handle.started;
@@ -86,17 +118,65 @@ describe("node server", () => {
         body: JSON.stringify({ name: "send_email", args: ["a@b.c"] }),
       });
     expect((await enqueue(READ_TOKEN)).status).toBe(403);
-    // No worker takes send_email here (demo off): the dashboard knows the server's registry.
-    expect((await enqueue(TOKEN)).status).toBe(422);
+    // No workers here (demo off): a producer for other processes' workers, any name goes.
+    expect((await enqueue(TOKEN)).status).toBe(201);
+  });
+
+  describe("which names POST /api/jobs accepts (QML_ENQUEUE_NAMES)", () => {
+    const post = (url: string, name: string) =>
+      fetch(`${url}/api/jobs`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+        // A queue no server here takes: the job stays as enqueued.
+        body: JSON.stringify({ name, args: [], queue: "elsewhere" }),
+      });
+    const start = async (env: Record<string, string>, registry?: WorkerRegistry) => {
+      const config = loadEnvConfig({ ...freshFile(), PORT: "0", QML_HOST: "127.0.0.1", QML_DASHBOARD_TOKEN: TOKEN, QML_DEMO: "off", ...env });
+      handle = await startNodeServer({ config, logger: silentLogger, ...(registry ? { registry } : {}) });
+      await handle.started;
+      return handle.url;
+    };
+    const withWorker = () => {
+      const registry = new WorkerRegistry();
+      registry.register("resize_image", () => WorkerResult.success());
+      return registry;
+    };
+
+    it("a server with workers accepts their names and refuses others (422)", async () => {
+      const url = await start({}, withWorker());
+      expect((await post(url, "resize_image")).status).toBe(201);
+      const refused = await post(url, "send_email");
+      expect(refused.status).toBe(422);
+      expect(await refused.json()).toMatchObject({ code: "UNKNOWN_JOB_NAME" });
+    });
+
+    it("a server without workers (a producer) accepts any name", async () => {
+      const url = await start({});
+      const res = await post(url, "send_email");
+      expect(res.status).toBe(201);
+      const { id } = (await res.json()) as { id: string };
+      expect((await handle!.storage.get(id))?.name).toBe("send_email");
+    });
+
+    it("QML_ENQUEUE_NAMES overrides the default either way", async () => {
+      let url = await start({ QML_ENQUEUE_NAMES: "any" }, withWorker());
+      expect((await post(url, "send_email")).status).toBe(201);
+      await handle!.stop(0);
+      handle = undefined;
+      url = await start({ QML_ENQUEUE_NAMES: "registered" });
+      expect((await post(url, "send_email")).status).toBe(422);
+    });
   });
 
   it("live updates over WebSocket on the same port, for an authenticated client only", async () => {
-    const config = loadEnvConfig({ PORT: "0", QML_HOST: "127.0.0.1", QML_DASHBOARD_TOKEN: TOKEN, QML_DEMO: "off" });
+    const config = loadEnvConfig({ ...freshFile(), PORT: "0", QML_HOST: "127.0.0.1", QML_DASHBOARD_TOKEN: TOKEN, QML_DEMO: "off" });
     handle = await startNodeServer({ config, logger: silentLogger });
     const wsUrl = `${handle.url.replace(/^http/, "ws")}/ws`;
     const refused = new WebSocket(wsUrl);
     refused.on("error", () => {});
-    const status = await new Promise<number>((resolve) => refused.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0)).once("open", () => resolve(101)));
+    const status = await new Promise<number>((resolve) =>
+      refused.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0)).once("open", () => resolve(101)),
+    );
     refused.terminate();
     expect(status).toBe(401);
 
@@ -110,7 +190,7 @@ describe("node server", () => {
   });
 
   it("without a token on a non-loopback address, only the probes answer", async () => {
-    const config = loadEnvConfig({ PORT: "0", QML_HOST: "0.0.0.0", QML_DEMO: "off" });
+    const config = loadEnvConfig({ ...freshFile(), PORT: "0", QML_HOST: "0.0.0.0", QML_DEMO: "off" });
     handle = await startNodeServer({ config, logger: silentLogger });
     expect(handle.dashboard).toBe("off");
     expect((await fetch(`${handle.url}/healthz`)).status).toBe(200);
@@ -119,7 +199,7 @@ describe("node server", () => {
   });
 
   it("without a token on loopback the dashboard is open, to loopback host names only", async () => {
-    handle = await startNodeServer({ config: loadEnvConfig({ PORT: "0", QML_DEMO: "off" }), logger: silentLogger });
+    handle = await startNodeServer({ config: loadEnvConfig({ ...freshFile(), PORT: "0", QML_DEMO: "off" }), logger: silentLogger });
     expect(handle.dashboard).toBe("open");
     expect((await fetch(`${handle.url}/api/stats`)).status).toBe(200);
     // A DNS-rebinding page reaches 127.0.0.1 under a foreign Host name.
@@ -136,7 +216,7 @@ describe("node server", () => {
   });
 
   it("runs the workers of QML_WORKERS_MODULE next to the ones it is given", async () => {
-    const config = loadEnvConfig({ PORT: "0", QML_WORKERS_MODULE: FIXTURE, QML_POLL_MS: "20" });
+    const config = loadEnvConfig({ ...freshFile(), PORT: "0", QML_WORKERS_MODULE: FIXTURE, QML_POLL_MS: "20" });
     expect(config.demo).toBe("off");
     const registry = new WorkerRegistry().register("own", () => WorkerResult.success());
     handle = await startNodeServer({ config, registry, logger: silentLogger });
@@ -154,7 +234,8 @@ describe("node server", () => {
       await held;
       return WorkerResult.success({ finished: "during the drain" });
     });
-    const config = loadEnvConfig({ PORT: "0", QML_DEMO: "off", QML_POLL_MS: "20", QML_SHUTDOWN_TIMEOUT_MS: "60000" });
+    const file = freshFile();
+    const config = loadEnvConfig({ ...file, PORT: "0", QML_DEMO: "off", QML_POLL_MS: "20", QML_SHUTDOWN_TIMEOUT_MS: "60000" });
     handle = await startNodeServer({ config, registry, logger: silentLogger });
     await handle.started;
     const started = new Promise<void>((resolve) => handle!.server.on("job:start", () => resolve()));
@@ -171,7 +252,10 @@ describe("node server", () => {
 
     release();
     await stopping;
-    expect(await handle.storage.get(id)).toMatchObject({ state: JobState.Succeeded, result: { finished: "during the drain" } });
+    // The server closed its store; the file keeps what the drain wrote.
+    const after = new Storage(sqliteBackend(new SqliteConfig(file.QML_SQLITE_PATH)));
+    expect(await after.get(id)).toMatchObject({ state: JobState.Succeeded, result: { finished: "during the drain" } });
+    await after.close();
     await expect(fetch(`${handle.url}/healthz`)).rejects.toThrow();
   });
 
@@ -183,7 +267,7 @@ describe("node server", () => {
         [join(dir, "missing.mjs"), /QML_WORKERS_MODULE=.*could not be loaded/],
         [join(dir, "nothing.mjs"), /QML_WORKERS_MODULE=.*register\(registry\)/],
       ] as const) {
-        const start = startNodeServer({ config: loadEnvConfig({ PORT: "0", QML_WORKERS_MODULE: module }), logger: silentLogger });
+        const start = startNodeServer({ config: loadEnvConfig({ ...freshFile(), PORT: "0", QML_WORKERS_MODULE: module }), logger: silentLogger });
         await expect(start).rejects.toThrow(ConfigError);
         await expect(start).rejects.toThrow(message);
       }

@@ -1,7 +1,7 @@
 /**
  * QML_STORAGE and its variables select the store the stock server runs on:
  * each backend (and both Redis transports) from the environment alone, with
- * its key prefix or schema honoured, runs a job end to end.
+ * its file, key prefix or schema honoured, runs a job end to end.
  */
 import { afterEach, expect, it } from "vitest";
 import { Job, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
@@ -38,8 +38,14 @@ async function roundTrip(env: Record<string, string>, kind: string): Promise<voi
   if (store) expect(await store.storage.get(id)).toMatchObject({ state: "succeeded", result: { echoed: "hi" } });
 }
 
-it("memory, by default", async () => {
-  await roundTrip({ QML_DEMO: "off" }, "memory");
+it("SQLite by default, in the file QML_SQLITE_PATH names", async () => {
+  store = await testStore("sqlite");
+  const { QML_STORAGE: _default, ...env } = store.env;
+  await roundTrip({ ...env, QML_DEMO: "off" }, "sqlite");
+});
+
+it("memory, when QML_STORAGE says so", async () => {
+  await roundTrip({ QML_STORAGE: "memory", QML_DEMO: "off" }, "memory");
 });
 
 describeWithService("redis", await serviceUp("redis"), "redis from the environment", () => {

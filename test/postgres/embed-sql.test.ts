@@ -5,8 +5,9 @@
 import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 import { GENERATED_FILE, renderMigrations } from "../../scripts/embed-sql.js";
-import { HISTORY_LIMIT } from "../../src/index.js";
-import { MIGRATIONS, migrationBlock } from "../../src/adapters/storage/postgres/index.js";
+import { HISTORY_LIMIT } from "../../src/core/job.js";
+import { MIGRATIONS } from "../../src/adapters/storage/postgres/migrations.generated.js";
+import { migrationBlock } from "../../src/adapters/storage/postgres/migrate.js";
 
 it("migrations.generated.ts is up to date with migrations/*.sql (run: npx tsx scripts/embed-sql.ts)", () => {
   expect(readFileSync(GENERATED_FILE, "utf8")).toBe(renderMigrations());

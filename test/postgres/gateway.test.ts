@@ -8,8 +8,10 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import ws from "ws";
 import { Client, neon, neonConfig } from "@neondatabase/serverless";
 import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
-import { Job, StorageUnavailableError } from "../../src/index.js";
-import { NeonHttpDriver, NeonPoolDriver, PostgresStorage } from "../../src/adapters/storage/postgres/index.js";
+import { Job, Storage, StorageUnavailableError } from "../../src/index.js";
+import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
+import { NeonPoolDriver } from "../../src/adapters/storage/postgres/drivers/neon.js";
+import { NeonHttpDriver } from "../../src/adapters/storage/postgres/drivers/neon.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor, adminQuery } from "./helpers.js";
 
@@ -34,7 +36,10 @@ describeWithService("postgres", await serviceUp("postgres"), "local Neon gateway
 
   it("answers neon() with rows the driver parses by type, and fields with dataTypeID", async () => {
     const sql = neon(DATABASE_URL, { fullResults: true });
-    const res = await sql.query("SELECT $1::int AS n, $2::text AS s, NULL::text AS z, '{\"k\":[1,2]}'::jsonb AS j, 12345678901234::bigint AS big, true AS b", [41, "héllo"]);
+    const res = await sql.query("SELECT $1::int AS n, $2::text AS s, NULL::text AS z, '{\"k\":[1,2]}'::jsonb AS j, 12345678901234::bigint AS big, true AS b", [
+      41,
+      "héllo",
+    ]);
     expect(res.rows).toEqual([{ n: 41, s: "héllo", z: null, j: { k: [1, 2] }, big: "12345678901234", b: true }]);
     expect(res.fields.map((f) => [f.name, f.dataTypeID])).toEqual([
       ["n", 23],
@@ -92,13 +97,17 @@ describeWithService("postgres", await serviceUp("postgres"), "local Neon gateway
   });
 
   it("injects faults: 5xx and resets surface as StorageUnavailableError; a reset after apply leaves the write done", async () => {
-    const storage = new PostgresStorage(new NeonHttpDriver({ connectionString: DATABASE_URL, fetchEndpoint: gw.fetchEndpoint }), { schema: janitor.next() });
+    const storage = new Storage(
+      postgresBackend(
+        new PostgresConfig().withDriver(new NeonHttpDriver({ connectionString: DATABASE_URL, fetchEndpoint: gw.fetchEndpoint })).withSchema(janitor.next()),
+      ),
+    );
     await storage.migrate();
     try {
       gw.setFaults({ http: () => ({ kind: "status", status: 503 }) });
-      await expect(storage.enqueueJob("x")).rejects.toBeInstanceOf(StorageUnavailableError);
+      await expect(storage.enqueue(new Job("x", []))).rejects.toBeInstanceOf(StorageUnavailableError);
       gw.setFaults({ http: () => ({ kind: "reset" }) });
-      await expect(storage.getRecord("x")).rejects.toBeInstanceOf(StorageUnavailableError);
+      await expect(storage.get("x")).rejects.toBeInstanceOf(StorageUnavailableError);
       let seen = 0;
       gw.setFaults({ http: ({ queries }) => (queries[0]!.query.includes("INSERT INTO") && seen++ === 0 ? { kind: "reset-after-apply" } : undefined) });
       const job = new Job("applied-anyway", []);
@@ -126,13 +135,14 @@ describeWithService("postgres", await serviceUp("postgres"), "local Neon gateway
       connectTimeoutMs: 2000,
       socket: { webSocketConstructor: ws, wsProxy: gw.wsProxy, useSecureWebSocket: false, pipelineConnect: false },
     });
-    const wsStorage = new PostgresStorage(pool, { schema });
+    const wsStorage = new Storage(postgresBackend(new PostgresConfig().withDriver(pool).withSchema(schema)));
     try {
       gw.setFaults({ ws: () => ({ kind: "refuse" }) });
-      await expect(wsStorage.getRecord("x")).rejects.toBeInstanceOf(StorageUnavailableError);
+      await expect(wsStorage.get("x")).rejects.toBeInstanceOf(StorageUnavailableError);
     } finally {
       gw.setFaults(undefined);
       await wsStorage.close();
+      await pool.close();
     }
   });
 });

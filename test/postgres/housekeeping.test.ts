@@ -4,8 +4,10 @@
  * and statements rolled back by a deadlock or serialization failure run again.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { HISTORY_LIMIT, Job, JobState, ManualClock, type Storage } from "../../src/index.js";
-import { PostgresStorage, createPgDriver, type PgDriver, type SqlDriver } from "../../src/adapters/storage/postgres/index.js";
+import { Job, JobState, ManualClock, Storage, type JobRecord } from "../../src/index.js";
+import { HISTORY_LIMIT } from "../../src/core/job.js";
+import { PostgresConfig, createPgDriver, postgresBackend, type PostgresBackend, type SqlDriver } from "../../src/adapters/storage/postgres/index.js";
+import { type PgDriver } from "../../src/adapters/storage/postgres/drivers/pg.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor, adminQuery } from "./helpers.js";
 
@@ -14,12 +16,17 @@ const HOUR = 3_600_000;
 
 async function finish(storage: Storage, clock: ManualClock, n: number): Promise<string[]> {
   const ids = await storage.enqueue(Array.from({ length: n }, (_, i) => new Job("h", [i])));
-  const claimed = await storage.claim({ queues: ["default"], limit: n, owner: "w", leaseMs: 60_000, now: clock.now() });
-  await storage.complete(
+  const claimed = await storage.driver.claim({ queues: ["default"], limit: n, owner: "w", leaseMs: 60_000, now: clock.now() });
+  await storage.driver.complete(
     claimed.map((r) => ({ id: r.id, token: r.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" })),
     clock.now(),
   );
   return ids;
+}
+
+async function record(storage: Storage, id: string): Promise<JobRecord | null> {
+  const [r] = await storage.driver.get([id]);
+  return r ?? null;
 }
 
 describeWithService("postgres", await serviceUp("postgres"), "postgres housekeeping", () => {
@@ -27,6 +34,12 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
   beforeAll(async () => {
     driver = await createPgDriver({ connectionString: DATABASE_URL, max: 3 });
   });
+
+  /** A backend over the shared driver (or `sql`), in a fresh schema unless one is given. */
+  function open(clock: ManualClock, configure: (c: PostgresConfig) => PostgresConfig = (c) => c, sql: SqlDriver = driver, schema = janitor.next()) {
+    const backend: PostgresBackend = postgresBackend(configure(new PostgresConfig().withDriver(sql).withSchema(schema)));
+    return { backend, storage: new Storage(backend, { clock }), schema };
+  }
   afterAll(async () => {
     await driver?.close();
     await janitor.dropAll();
@@ -34,19 +47,19 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
 
   it("prunes finished jobs past the count limit, then past the TTL, leaving live jobs alone", async () => {
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const storage = new PostgresStorage(driver, { schema: janitor.next(), clock, maxFinishedJobs: 3, completedJobTtlMs: HOUR, ownsDriver: false });
+    const { backend, storage } = open(clock, (c) => c.withMaxFinishedJobs(3).withFinishedJobTtl(HOUR));
     await storage.migrate();
     const old = await finish(storage, clock, 2);
     clock.advance(1000);
     const recent = await finish(storage, clock, 3);
     const live = await storage.enqueue(new Job("live", []));
-    expect(await storage.prune(clock.now())).toBe(0);
+    expect(await backend.prune(clock.now())).toBe(0);
     // Count: only the 3 most recent finished jobs stay.
     for (const id of old) expect(await storage.get(id)).toBeNull();
     for (const id of recent) expect(await storage.get(id)).not.toBeNull();
     // Age: an hour later the rest go too; the live job stays.
     clock.advance(HOUR + 1);
-    await storage.reclaimExpired(clock.now(), 100);
+    await storage.driver.reclaimExpired(clock.now(), 100);
     for (const id of recent) expect(await storage.get(id)).toBeNull();
     expect((await storage.get(live))?.state).toBe(JobState.Enqueued);
     // Throughput survives pruning of the jobs it counted.
@@ -54,16 +67,37 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
     expect(st.perHour.reduce((n, b) => n + b.succeeded, 0)).toBe(5);
   });
 
+  it("with a TTL of 0, keeps finished jobs of any age (the count limit still applies)", async () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const { backend, storage } = open(clock, (c) => c.withFinishedJobTtl(0).withMaxFinishedJobs(2));
+    await storage.migrate();
+    const finished: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      finished.push(...(await finish(storage, clock, 1)));
+      clock.advance(1);
+    }
+    const [oldest, ...kept] = finished;
+    clock.advance(1000 * 24 * HOUR);
+    await backend.prune(clock.now());
+    expect(await storage.get(oldest!)).toBeNull();
+    for (const id of kept) expect(await storage.get(id)).not.toBeNull();
+  });
+
   it("with maxFinishedJobs 0, deletes a job in the statement that finishes it, and still writes retries, fencing and counts", async () => {
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const schema = janitor.next();
-    const storage = new PostgresStorage(driver, { schema, clock, maxFinishedJobs: 0, ownsDriver: false });
+    const { storage, schema } = open(clock, (c) => c.withMaxFinishedJobs(0));
     await storage.migrate();
-    const ids = await storage.enqueue([new Job("k", ["ok"]), new Job("k", ["fail"]), new Job("k", ["retry"]), new Job("k", ["release"]), new Job("k", ["stale"], { uniqueKey: "u-1" })]);
-    const claimed = await storage.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 60_000, now: clock.now() });
+    const ids = await storage.enqueue([
+      new Job("k", ["ok"]),
+      new Job("k", ["fail"]),
+      new Job("k", ["retry"]),
+      new Job("k", ["release"]),
+      new Job("k", ["stale"], { uniqueKey: "u-1" }),
+    ]);
+    const claimed = await storage.driver.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 60_000, now: clock.now() });
     const byArg = new Map(claimed.map((r) => [r.args[0] as string, r]));
     const base = (arg: string) => ({ id: byArg.get(arg)!.id, token: byArg.get(arg)!.leaseToken, worker: "w" });
-    const res = await storage.complete(
+    const res = await storage.driver.complete(
       [
         { ...base("ok"), state: JobState.Succeeded, reason: "succeeded", result: { n: 1 } },
         { ...base("fail"), state: JobState.Failed, reason: "failed", error: { name: "Error", message: "boom" } },
@@ -77,13 +111,13 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
     // Finished jobs are gone at once (no prune has run), the others written as always.
     expect(await storage.get(ids[0]!)).toBeNull();
     expect(await storage.get(ids[1]!)).toBeNull();
-    const retry = (await storage.getRecord(ids[2]!))!;
+    const retry = (await record(storage, ids[2]!))!;
     expect(retry).toMatchObject({ state: JobState.AwaitingRetry, runAt: clock.now() + 5000, error: { message: "again" } });
     expect(retry.history.at(-1)).toMatchObject({ state: JobState.AwaitingRetry, reason: "retry 2/3", worker: "w" });
-    const released = (await storage.getRecord(ids[3]!))!;
+    const released = (await record(storage, ids[3]!))!;
     expect(released).toMatchObject({ state: JobState.Enqueued, attempts: 0 });
     // The stale outcome is refused: that job is still processing, its unique key still held.
-    expect((await storage.getRecord(ids[4]!))!.state).toBe(JobState.Processing);
+    expect((await record(storage, ids[4]!))!.state).toBe(JobState.Processing);
     expect(await storage.enqueue(new Job("k", ["again"], { uniqueKey: "u-1" }))).toBe(ids[4]);
     const [row] = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".jobs`);
     expect(Number(row!.n)).toBe(3);
@@ -95,25 +129,23 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
 
   it("drops throughput buckets past the stats windows", async () => {
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const schema = janitor.next();
-    const storage = new PostgresStorage(driver, { schema, clock, ownsDriver: false });
+    const { storage, schema } = open(clock);
     await storage.migrate();
     await finish(storage, clock, 1);
     clock.advance(32 * 24 * HOUR);
-    await storage.reclaimExpired(clock.now(), 10);
+    await storage.driver.reclaimExpired(clock.now(), 10);
     const rows = await adminQuery(`SELECT * FROM "${schema}".throughput`);
     expect(rows).toEqual([]);
   });
 
   it("keeps the history column bounded by HISTORY_LIMIT in the row itself", async () => {
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const schema = janitor.next();
-    const storage = new PostgresStorage(driver, { schema, clock, ownsDriver: false });
+    const { storage, schema } = open(clock);
     await storage.migrate();
     const id = await storage.enqueue(new Job("loop", [], { maxAttempts: 1000 }));
     for (let i = 0; i < HISTORY_LIMIT + 10; i++) {
-      const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
-      await storage.complete([{ id, token: r!.leaseToken, state: JobState.Enqueued, reason: `release ${i}`, worker: "w" }], clock.now());
+      const [r] = await storage.driver.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+      await storage.driver.complete([{ id, token: r!.leaseToken, state: JobState.Enqueued, reason: `release ${i}`, worker: "w" }], clock.now());
     }
     // The text holds one entry per line, and hn counts them.
     const [row] = await adminQuery<{ hn: number; history: string }>(`SELECT hn, history FROM "${schema}".jobs WHERE id = $1`, [id]);
@@ -121,30 +153,33 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
     expect(row!.hn).toBe(HISTORY_LIMIT);
     expect(lines).toHaveLength(HISTORY_LIMIT);
     expect(lines.at(-1)!.reason).toBe(`release ${HISTORY_LIMIT + 9}`);
-    expect((await storage.getRecord(id))!.history).toEqual(lines);
+    expect((await record(storage, id))!.history).toEqual(lines);
   });
 
   it("trims two entries at once when a due retry is claimed at the limit", async () => {
     // Each round adds three entries (enqueued + processing by the claim, awaiting_retry by the
     // release), so the history crosses HISTORY_LIMIT by one, then by two at every later claim.
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const storage = new PostgresStorage(driver, { schema: janitor.next(), clock, ownsDriver: false });
+    const { storage, schema } = open(clock);
     await storage.migrate();
     const id = await storage.enqueue(new Job("retry-loop", [], { maxAttempts: 1000 }));
-    const expected = [...(await storage.getRecord(id))!.history];
+    const expected = [...(await record(storage, id))!.history];
     for (let i = 0; i < HISTORY_LIMIT; i++) {
       clock.advance(1);
-      const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+      const [r] = await storage.driver.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
       if (i > 0) expected.push({ state: JobState.Enqueued, at: clock.now(), reason: "retry due" });
       expected.push({ state: JobState.Processing, at: clock.now(), reason: `claimed (attempt ${i + 1})`, worker: "w" });
       expect(r!.history).toEqual(expected.slice(-HISTORY_LIMIT));
-      await storage.complete([{ id, token: r!.leaseToken, state: JobState.AwaitingRetry, runAt: clock.now(), reason: `retry ${i}`, worker: "w" }], clock.now());
+      await storage.driver.complete(
+        [{ id, token: r!.leaseToken, state: JobState.AwaitingRetry, runAt: clock.now(), reason: `retry ${i}`, worker: "w" }],
+        clock.now(),
+      );
       expected.push({ state: JobState.AwaitingRetry, at: clock.now(), reason: `retry ${i}`, worker: "w" });
-      const got = (await storage.getRecord(id))!.history;
+      const got = (await record(storage, id))!.history;
       expect(got).toEqual(expected.slice(-HISTORY_LIMIT));
     }
     expect(expected.length).toBeGreaterThan(HISTORY_LIMIT + 2);
-    const [row] = await adminQuery<{ hn: number }>(`SELECT hn FROM "${storage.schema}".jobs WHERE id = $1`, [id]);
+    const [row] = await adminQuery<{ hn: number }>(`SELECT hn FROM "${schema}".jobs WHERE id = $1`, [id]);
     expect(row!.hn).toBe(HISTORY_LIMIT);
   });
 
@@ -168,27 +203,30 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
       close: async () => {},
     });
     const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const schema = janitor.next();
-    const storage = new PostgresStorage(flaky("40P01", 2), { schema, clock });
+    const { storage, schema } = open(clock, undefined, flaky("40P01", 2));
     await storage.migrate();
     await storage.enqueue(new Job("d", []));
-    const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
-    const res = await storage.complete([{ id: r!.id, token: r!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now());
+    const [r] = await storage.driver.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+    const res = await storage.driver.complete([{ id: r!.id, token: r!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now());
     expect(res[0]!.status).toBe("applied");
     expect(calls).toBe(3);
 
     failures = 0;
     calls = 0;
-    const broken = new PostgresStorage(flaky("23505", 1), { schema, clock });
+    const broken = open(clock, undefined, flaky("23505", 1), schema).backend;
     await storage.enqueue(new Job("d2", []));
-    const [r2] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
-    await expect(broken.complete([{ id: r2!.id, token: r2!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now())).rejects.toMatchObject({ code: "23505" });
+    const [r2] = await storage.driver.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+    await expect(
+      broken.complete([{ id: r2!.id, token: r2!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now()),
+    ).rejects.toMatchObject({ code: "23505" });
     expect(calls).toBe(1);
 
     failures = 0;
     calls = 0;
-    const hopeless = new PostgresStorage(flaky("40001", 100), { schema, clock });
-    await expect(hopeless.complete([{ id: r2!.id, token: r2!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now())).rejects.toMatchObject({ code: "40001" });
+    const hopeless = open(clock, undefined, flaky("40001", 100), schema).backend;
+    await expect(
+      hopeless.complete([{ id: r2!.id, token: r2!.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" }], clock.now()),
+    ).rejects.toMatchObject({ code: "40001" });
     expect(calls).toBe(5);
   });
 });

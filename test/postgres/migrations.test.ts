@@ -1,8 +1,12 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
-import { HISTORY_LIMIT, type HistoryEntry } from "../../src/index.js";
-import { MIGRATIONS, MIGRATION_LOCK_CLASS, PostgresConfig, SCHEMA_VERSION, createPostgresStorage, type PostgresStorage } from "../../src/adapters/storage/postgres/index.js";
+import { Job, JobState, Storage, type HistoryEntry, type JobRecord } from "../../src/index.js";
+import { HISTORY_LIMIT, newJobRecord } from "../../src/core/job.js";
+import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
+import { MIGRATIONS } from "../../src/adapters/storage/postgres/migrations.generated.js";
+import { MIGRATION_LOCK_CLASS } from "../../src/adapters/storage/postgres/migrate.js";
+import { SCHEMA_VERSION } from "../../src/adapters/storage/postgres/migrate.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor, adminQuery } from "./helpers.js";
 import pg from "pg";
@@ -22,8 +26,29 @@ async function shape(schema: string): Promise<string[]> {
   return rows.map((r) => r.item);
 }
 
-function storageFor(schema: string, max = 2): Promise<PostgresStorage> {
-  return createPostgresStorage(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withDriver("pg").withSchema(schema).withMaxConnections(max));
+/** A record as Storage makes it (newJobRecord), with a given id and key, as of `now`. */
+function newRecord(id: string, args: unknown[], uniqueKey: string, now: number): JobRecord {
+  return newJobRecord(new Job("new", args, { uniqueKey }, id), now);
+}
+
+function storageFor(schema: string, max = 2): Storage {
+  return new Storage(postgresBackend(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withDriver("pg").withSchema(schema).withMaxConnections(max)));
+}
+
+async function record(storage: Storage, id: string): Promise<JobRecord | null> {
+  const [r] = await storage.driver.get([id]);
+  return r ?? null;
+}
+
+/** A schema as a qml that knew only the first `version` migrations left it (migrationBlock, stopped there). */
+async function schemaAt(schema: string, version: number): Promise<void> {
+  const s = `"${schema}"`;
+  await adminQuery(`
+    CREATE SCHEMA ${s};
+    CREATE TABLE ${s}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+    ${MIGRATIONS.slice(0, version)
+      .map((m) => `${m.sql.replaceAll(":QML_SCHEMA", s)};\n    INSERT INTO ${s}.migrations (version, name) VALUES (${m.version}, '${m.name}');`)
+      .join("\n")}`);
 }
 
 function migrateInChild(schema: string): Promise<string> {
@@ -43,7 +68,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
 
   it("creates the schema, records the version, and is idempotent", async () => {
     const schema = janitor.next();
-    const storage = await storageFor(schema);
+    const storage = storageFor(schema);
     try {
       await storage.migrate();
       const first = await shape(schema);
@@ -51,7 +76,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
       expect(first.some((i) => i.startsWith("index jobs_ready_idx") && i.includes("WHERE (state = 'enqueued'::text)"))).toBe(true);
       await storage.migrate();
       // A second storage (fresh process state) takes the slow path's check and applies nothing.
-      const again = await storageFor(schema);
+      const again = storageFor(schema);
       await again.migrate();
       await again.close();
       expect(await shape(schema)).toEqual(first);
@@ -66,12 +91,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
   it("0002 turns histories written under 0001 into text that reads back the same, then appends and trims it", async () => {
     const schema = janitor.next();
     const s = `"${schema}"`;
-    // The schema as a qml that knew only 0001 left it (migrationBlock, stopped after version 1).
-    await adminQuery(`
-      CREATE SCHEMA ${s};
-      CREATE TABLE ${s}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
-      ${MIGRATIONS[0]!.sql.replaceAll(":QML_SCHEMA", s)};
-      INSERT INTO ${s}.migrations (version, name) VALUES (1, '0001_init')`);
+    await schemaAt(schema, 1);
     const T = Date.UTC(2030, 0, 1);
     const mixed: HistoryEntry[] = [
       { state: "scheduled", at: T, reason: "enqueued with delay" },
@@ -89,12 +109,12 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
        FROM (VALUES ('mixed', $2::jsonb), ('long', $3::jsonb), ('empty', '[]'::jsonb)) AS v(id, h)`,
       [T, JSON.stringify(mixed), JSON.stringify(long)],
     );
-    const storage = await storageFor(schema);
+    const storage = storageFor(schema);
     try {
       await storage.migrate();
-      expect((await storage.getRecord("mixed"))!.history).toEqual(mixed);
-      expect((await storage.getRecord("long"))!.history).toEqual(long.slice(-HISTORY_LIMIT));
-      expect((await storage.getRecord("empty"))!.history).toEqual([]);
+      expect((await record(storage, "mixed"))!.history).toEqual(mixed);
+      expect((await record(storage, "long"))!.history).toEqual(long.slice(-HISTORY_LIMIT));
+      expect((await record(storage, "empty"))!.history).toEqual([]);
       const columns = await adminQuery<{ column_name: string; data_type: string; column_default: string }>(
         `SELECT column_name, data_type, column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'jobs' AND column_name IN ('history', 'hn') ORDER BY 1`,
         [schema],
@@ -110,7 +130,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
         { id: "mixed", hn: mixed.length },
       ]);
       // New entries follow the converted ones; the full history drops its oldest.
-      const claimed = await storage.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 1000, now: T + 100 });
+      const claimed = await storage.driver.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 1000, now: T + 100 });
       const after = new Map(claimed.map((r) => [r.id, r.history]));
       const entry: HistoryEntry = { state: "processing", at: T + 100, reason: "claimed (attempt 1)", worker: "w" };
       expect(after.get("mixed")).toEqual([...mixed, entry]);
@@ -121,14 +141,124 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
     }
   });
 
-  it("withAutoMigrate(true) migrates on creation; without it, use before migrate() says what to do", async () => {
+  it("0003 adds the estimates table to a schema at version 2, leaving its jobs and definitions as they were", async () => {
     const schema = janitor.next();
-    const bare = await storageFor(schema);
-    await expect(bare.getRecord("x")).rejects.toMatchObject({ name: "ConfigError" });
+    const s = `"${schema}"`;
+    await schemaAt(schema, 2);
+    const T = Date.UTC(2030, 0, 1);
+    const history = [{ state: "enqueued", at: T, reason: "enqueued" }];
+    // Rows as 0002's statements wrote them: history as text lines, hn their count.
+    await adminQuery(
+      `INSERT INTO ${s}.jobs (id, name, queue, state, max_attempts, created_at, updated_at, run_at, args, history, hn, metadata)
+       VALUES ('v2-job', 'old', 'default', 'enqueued', 3, $1::bigint, $1::bigint, $1::bigint, '["a\\u0000b", {"k": 1}]', $2, 1, '{"t": "x"}')`,
+      [T, history.map((h) => JSON.stringify(h)).join("\n")],
+    );
+    await adminQuery(
+      `INSERT INTO ${s}.recurring (id, cron, name, args, options, created_at, updated_at, last_slot) VALUES ('r', '* * * * *', 'tick', '[]', '{}', $1::bigint, $1::bigint, $1::bigint)`,
+      [T],
+    );
+    const storage = storageFor(schema);
+    try {
+      await expect(storage.driver.readEstimates()).rejects.toMatchObject({ name: "ConfigError" });
+      await storage.migrate();
+      const versions = await adminQuery<{ version: number; name: string }>(`SELECT version, name FROM ${s}.migrations ORDER BY version`);
+      expect(versions.map((v) => `${v.version} ${v.name}`)).toEqual(MIGRATIONS.map((m) => `${m.version} ${m.name}`));
+      // Read back as written, and the job still runs.
+      expect(await record(storage, "v2-job")).toMatchObject({ args: ["a\u0000b", { k: 1 }], metadata: { t: "x" }, history, state: JobState.Enqueued });
+      expect(await storage.listRecurring()).toMatchObject([{ id: "r", lastSlot: T }]);
+      const [claimed] = await storage.driver.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: T + 1 });
+      expect(claimed!.id).toBe("v2-job");
+      // The new table works, and the schema is the one a fresh install gets.
+      await storage.driver.writeEstimates({ old: 1500.4 }, T);
+      expect(await storage.driver.readEstimates()).toEqual({ old: 1500 });
+      const fresh = janitor.next();
+      const other = storageFor(fresh);
+      await other.migrate();
+      await other.close();
+      const named = async (x: string) => (await shape(x)).map((item) => item.replaceAll(x, "<schema>"));
+      expect(await named(schema)).toEqual(await named(fresh));
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("0004 adds unique_until and paused queues to a schema at version 3: its keys hold as before, and take the new rules", async () => {
+    const schema = janitor.next();
+    const s = `"${schema}"`;
+    await schemaAt(schema, 3);
+    const T = Date.UTC(2030, 0, 1);
+    const line = (state: string, reason: string) => JSON.stringify({ state, at: T, reason });
+    // Rows as 0003's statements wrote them: a waiting job and a running one holding keys, and one without.
+    await adminQuery(
+      `INSERT INTO ${s}.jobs (id, name, queue, state, max_attempts, created_at, updated_at, run_at, args, history, hn, unique_key, lease_owner, lease_until, lease_token, attempts)
+       VALUES ('waiting', 'old', 'default', 'enqueued', 3, $1::bigint, $1::bigint, $1::bigint, '[1]', $2, 1, 'k-waiting', NULL, NULL, 0, 0),
+              ('running', 'old', 'default', 'processing', 3, $1::bigint, $1::bigint, $1::bigint, '[2]', $3, 2, 'k-running', 'w', $1::bigint + 60000, 1, 1),
+              ('plain', 'old', 'mail', 'enqueued', 3, $1::bigint, $1::bigint, $1::bigint, '[3]', $2, 1, NULL, NULL, NULL, 0, 0)`,
+      [T, line("enqueued", "enqueued"), `${line("enqueued", "enqueued")}\n${line("processing", "claimed (attempt 1)")}`],
+    );
+    const storage = storageFor(schema);
+    const driver = storage.driver;
+    try {
+      await expect(driver.pausedQueues()).rejects.toMatchObject({ name: "ConfigError" });
+      await storage.migrate();
+      const versions = await adminQuery<{ version: number; name: string }>(`SELECT version, name FROM ${s}.migrations ORDER BY version`);
+      expect(versions.map((v) => `${v.version} ${v.name}`)).toEqual(MIGRATIONS.map((m) => `${m.version} ${m.name}`));
+      // Read back as written: a key without a window holds while the job is kept.
+      const waiting = (await record(storage, "waiting"))!;
+      expect(waiting).toMatchObject({ args: [1], uniqueKey: "k-waiting", state: JobState.Enqueued });
+      expect(waiting.uniqueUntil).toBeUndefined();
+      const [first] = await driver.insert([{ ...newRecord("again", [9], "k-waiting", T + 1) }], T + 1);
+      expect(first).toEqual({ id: "waiting", created: false });
+      // Debounce replaces the old waiting job, and moves the old running job's key to a new one.
+      const [replaced, moved] = await driver.insert(
+        [
+          { ...newRecord("d1", [10], "k-waiting", T + 2), debounce: true },
+          { ...newRecord("d2", [20], "k-running", T + 2), debounce: true },
+        ],
+        T + 2,
+      );
+      expect(replaced).toEqual({ id: "waiting", created: false, replaced: true });
+      expect(moved).toEqual({ id: "d2", created: true });
+      expect((await record(storage, "waiting"))!.args).toEqual([10]);
+      expect((await record(storage, "waiting"))!.history.map((h) => h.reason)).toEqual(["enqueued", "debounced"]);
+      const running = (await record(storage, "running"))!;
+      expect(running).toMatchObject({ state: JobState.Processing, args: [2], leaseToken: 1 });
+      expect(running.uniqueKey).toBeUndefined();
+      expect((await record(storage, "d2"))!.uniqueKey).toBe("k-running");
+      // Pausing works on the migrated schema, and the old jobs are claimed by queue as before.
+      await driver.setPaused("default", true, T + 3);
+      expect(await driver.pausedQueues()).toEqual(["default"]);
+      expect((await driver.claim({ queues: ["default", "mail"], limit: 10, owner: "w", leaseMs: 1000, now: T + 3 })).map((r) => r.id)).toEqual(["plain"]);
+      await driver.setPaused("default", false, T + 3);
+      expect((await driver.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 1000, now: T + 3 })).map((r) => r.id)).toEqual(["waiting", "d2"]);
+      // And the schema is the one a fresh install gets.
+      const fresh = janitor.next();
+      const other = storageFor(fresh);
+      await other.migrate();
+      await other.close();
+      const named = async (x: string) => (await shape(x)).map((item) => item.replaceAll(x, "<schema>"));
+      expect(await named(schema)).toEqual(await named(fresh));
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("withAutoMigrate(true) migrates before the first statement, once; without it, use before migrate() says what to do", async () => {
+    const schema = janitor.next();
+    const bare = storageFor(schema);
+    await expect(bare.get("x")).rejects.toMatchObject({ name: "ConfigError", scope: "postgres" });
     await bare.close();
-    const auto = await createPostgresStorage(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withAutoMigrate(true).withMaxConnections(1));
-    expect(await auto.getRecord("x")).toBeNull();
+    // Built without I/O: nothing is created until the first call.
+    const auto = new Storage(
+      postgresBackend(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withAutoMigrate(true).withMaxConnections(1)),
+    );
+    expect(await adminQuery(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).toEqual([]);
+    const [a, b] = await Promise.all([auto.get("x"), auto.enqueue(new Job("first-call", []))]);
+    expect(a).toBeNull();
+    expect((await auto.get(b))?.name).toBe("first-call");
     await auto.close();
+    const versions = await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".migrations`);
+    expect(versions[0]!.n).toBe(SCHEMA_VERSION);
   });
 
   it("concurrent migrators (another process and two pools) end with one schema, migrated once", async () => {
@@ -140,8 +270,8 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
     await holder.connect();
     await holder.query("BEGIN");
     await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [MIGRATION_LOCK_CLASS, schema]);
-    const a = await storageFor(schema, 1);
-    const b = await storageFor(schema, 1);
+    const a = storageFor(schema, 1);
+    const b = storageFor(schema, 1);
     try {
       const runs = [migrateInChild(schema), a.migrate(), b.migrate()];
       // Wait (on the catalog, not a timer) until all three are blocked on the lock.
@@ -161,9 +291,20 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
       const versions = await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".migrations`);
       expect(versions[0]!.n).toBe(SCHEMA_VERSION);
       const tables = await adminQuery<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1", [schema]);
-      expect(tables.map((t) => t.table_name)).toEqual(["jobs", "migrations", "recurring", "throughput"]);
+      expect(tables.map((t) => t.table_name)).toEqual([
+        "concurrency_slots",
+        "edges",
+        "estimates",
+        "jobs",
+        "kv",
+        "migrations",
+        "paused_queues",
+        "rate_starts",
+        "recurring",
+        "throughput",
+      ]);
       // And the schema works.
-      const id = await a.enqueueJob("after-migrate");
+      const id = await a.enqueue(new Job("after-migrate", []));
       expect((await b.get(id))?.name).toBe("after-migrate");
     } finally {
       await holder.end().catch(() => {});

@@ -6,8 +6,10 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import ws from "ws";
 import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
-import { Job } from "../../src/index.js";
-import { NeonPoolDriver, PostgresStorage, createPgDriver, type PgDriver, type SqlClient } from "../../src/adapters/storage/postgres/index.js";
+import { Job, Storage } from "../../src/index.js";
+import { PostgresConfig, createPgDriver, postgresBackend, type SqlClient } from "../../src/adapters/storage/postgres/index.js";
+import { NeonPoolDriver } from "../../src/adapters/storage/postgres/drivers/neon.js";
+import { type PgDriver } from "../../src/adapters/storage/postgres/drivers/pg.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor } from "./helpers.js";
 
@@ -22,7 +24,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres transacti
   let pgDriver: PgDriver;
   let neonDriver: NeonPoolDriver;
   let schema: string;
-  let storage: PostgresStorage;
+  let storage: Storage;
 
   beforeAll(async () => {
     gateway = await startNeonGateway({ databaseUrl: DATABASE_URL });
@@ -33,11 +35,12 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres transacti
       max: 2,
       socket: { webSocketConstructor: ws, wsProxy: gateway.wsProxy, useSecureWebSocket: false, pipelineConnect: false, coalesceWrites: false },
     });
-    storage = new PostgresStorage(pgDriver, { schema });
+    storage = new Storage(postgresBackend(new PostgresConfig().withDriver(pgDriver).withSchema(schema)));
     await storage.migrate();
   });
   afterAll(async () => {
     await storage?.close();
+    await pgDriver?.close();
     await neonDriver?.close();
     await gateway?.close();
     await janitor.dropAll();
@@ -51,23 +54,28 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres transacti
   for (const [label, connect] of clients) {
     it(`${label}: commit → the job exists; rollback → it does not`, async () => {
       const client = await connect();
+      // This process's own listeners hear of jobs enqueued in a transaction only through the NOTIFY, after the commit.
+      const local: string[] = [];
+      const off = storage.onEnqueue((jobs) => local.push(...jobs.map((j) => j.id)), { remote: false });
       try {
         await client.query("BEGIN");
         await client.query(`CREATE TEMP TABLE orders (id int) ON COMMIT DROP`);
         await client.query(`INSERT INTO orders VALUES (1)`);
-        const committed = await storage.enqueueWith(client, new Job("ship_order", [1], { queue: "tx" }));
+        const committed = await storage.enqueue(new Job("ship_order", [1], { queue: "tx" }), { transaction: client });
         // Not visible outside the transaction before COMMIT.
         expect(await storage.get(committed)).toBeNull();
         await client.query("COMMIT");
         expect((await storage.get(committed))?.arguments).toEqual([1]);
 
         await client.query("BEGIN");
-        const [a, b] = await storage.enqueueWith(client, [new Job("ship_order", [2]), new Job("ship_order", [3])]);
+        const [a, b] = await storage.enqueue([new Job("ship_order", [2]), new Job("ship_order", [3])], { transaction: client });
         expect(a).toBeDefined();
         await client.query("ROLLBACK");
         expect(await storage.get(a!)).toBeNull();
         expect(await storage.get(b!)).toBeNull();
+        expect(local).toEqual([]);
       } finally {
+        off();
         client.release();
       }
     });
@@ -78,7 +86,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres transacti
     try {
       const first = await storage.enqueue(new Job("u", [], { uniqueKey: `tx-key-${schema}` }));
       await client.query("BEGIN");
-      const again = await storage.enqueueWith(client, new Job("u", [], { uniqueKey: `tx-key-${schema}` }));
+      const again = await storage.enqueue(new Job("u", [], { uniqueKey: `tx-key-${schema}` }), { transaction: client });
       await client.query("COMMIT");
       expect(again).toBe(first);
     } finally {
@@ -87,17 +95,17 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres transacti
   });
 
   it("the wake-up NOTIFY is delivered on commit only", async () => {
-    const listener = new PostgresStorage(await createPgDriver({ connectionString: DATABASE_URL, max: 1 }), { schema });
+    const listener = new Storage(postgresBackend(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(schema).withMaxConnections(1)));
     try {
-      expect(await listener.startListening()).toBe(true);
       const heard = new Promise<string>((resolve) => listener.onEnqueue((jobs) => resolve(jobs[0]!.queue)));
+      expect(await listener.subscribed()).toBe(true);
       const client = await pgDriver.pool.connect();
       try {
         await client.query("BEGIN");
-        await storage.enqueueWith(client, new Job("n", [], { queue: "rolled-back" }));
+        await storage.enqueue(new Job("n", [], { queue: "rolled-back" }), { transaction: client });
         await client.query("ROLLBACK");
         await client.query("BEGIN");
-        await storage.enqueueWith(client, new Job("n", [], { queue: "committed" }));
+        await storage.enqueue(new Job("n", [], { queue: "committed" }), { transaction: client });
         await client.query("COMMIT");
       } finally {
         client.release();
@@ -110,11 +118,11 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres transacti
   });
 
   it("takes only Job instances and a client with query()", async () => {
-    await expect(storage.enqueueWith({} as SqlClient, new Job("x", []))).rejects.toMatchObject({ name: "ValidationError" });
+    await expect(storage.enqueue(new Job("x", []), { transaction: {} as SqlClient })).rejects.toMatchObject({ name: "ValidationError", field: "transaction" });
     const client = await pgDriver.pool.connect();
     try {
-      await expect(storage.enqueueWith(client, { name: "x" } as unknown as Job)).rejects.toMatchObject({ name: "ValidationError" });
-      await expect(storage.enqueueWith(client, new Job("bad:name", []))).rejects.toMatchObject({ name: "ValidationError" });
+      await expect(storage.enqueue({ name: "x" } as unknown as Job, { transaction: client })).rejects.toMatchObject({ name: "ValidationError" });
+      await expect(storage.enqueue(new Job("bad:name", []), { transaction: client })).rejects.toMatchObject({ name: "ValidationError" });
     } finally {
       client.release();
     }

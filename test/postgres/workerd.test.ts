@@ -27,7 +27,15 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres over neon
   });
 
   it("migrates, enqueues, claims and completes from a Worker", async () => {
-    const bundle = await build({ entryPoints: [ENTRY], bundle: true, write: false, format: "esm", platform: "browser", conditions: ["workerd", "worker", "browser"], logLevel: "silent" });
+    const bundle = await build({
+      entryPoints: [ENTRY],
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "browser",
+      conditions: ["workerd", "worker", "browser"],
+      logLevel: "silent",
+    });
     mf = new Miniflare({
       modules: true,
       script: bundle.outputFiles[0]!.text,

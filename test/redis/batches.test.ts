@@ -6,15 +6,15 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
 import { Job, JobState, ManualClock } from "../../src/index.js";
-import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { RedisConfig } from "../../src/adapters/storage/redis/index.js";
 import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
-import { deleteKeys, prefixes } from "./helpers.js";
+import { deleteKeys, prefixes, redisStorage, type StorageOnRedis } from "./helpers.js";
 
 const keys = prefixes("batches");
 
 describeWithService("redis", await serviceUp("redis"), "redis: large batches and long lists", () => {
   let gateway: UpstashGateway;
-  const opened: RedisStorage[] = [];
+  const opened: StorageOnRedis[] = [];
   beforeAll(async () => {
     gateway = await startUpstashGateway({ redisUrl: REDIS_URL });
   });
@@ -25,10 +25,10 @@ describeWithService("redis", await serviceUp("redis"), "redis: large batches and
   });
 
   for (const driver of ["tcp", "upstash"] as const) {
-    async function open(): Promise<{ storage: RedisStorage; clock: ManualClock }> {
+    async function open(): Promise<{ storage: StorageOnRedis; clock: ManualClock }> {
       const config = driver === "tcp" ? new RedisConfig(REDIS_URL) : new RedisConfig(gateway.url).withToken(gateway.token);
       const clock = new ManualClock();
-      const storage = await createRedisStorage(config.withKeyPrefix(keys.next()), { clock });
+      const storage = redisStorage(config.withKeyPrefix(keys.next()), { clock });
       opened.push(storage);
       await storage.migrate();
       return { storage, clock };
@@ -42,7 +42,7 @@ describeWithService("redis", await serviceUp("redis"), "redis: large batches and
       expect(ids[1100]).toBe(ids[3]);
       expect(new Set(ids).size).toBe(1199);
       expect((await storage.stats()).states.enqueued).toBe(1199);
-      const claimed = await storage.claim({ queues: ["default"], limit: 1200, owner: "w", leaseMs: 1000, now: clock.now() });
+      const claimed = await storage.driver.claim({ queues: ["default"], limit: 1200, owner: "w", leaseMs: 1000, now: clock.now() });
       expect(claimed.map((r) => r.args[0])).toEqual([...Array(1200).keys()].filter((i) => i !== 1100));
     });
 
@@ -58,7 +58,7 @@ describeWithService("redis", await serviceUp("redis"), "redis: large batches and
   }
 
   it("a filter that matches few of many jobs pages through short pages to every match, once, in order", async () => {
-    const storage = await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(keys.next()), { clock: new ManualClock() });
+    const storage = redisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(keys.next()), { clock: new ManualClock() });
     opened.push(storage);
     await storage.migrate();
     // 12,000 jobs in the same millisecond: every cursor sits in one tie group.
@@ -85,7 +85,7 @@ describeWithService("redis", await serviceUp("redis"), "redis: large batches and
     const page1 = await storage.list({ state: JobState.Enqueued }, { limit: 5, order: "asc" });
     const last = page1.items.at(-1)!.id;
     expect(await storage.delete(last)).toBe(true);
-    await storage.purge([JobState.Deleted], Number.MAX_SAFE_INTEGER, 10);
+    await storage.driver.purge([JobState.Deleted], Number.MAX_SAFE_INTEGER, 10);
     expect(await storage.get(last)).toBeNull();
     const page2 = await storage.list({ state: JobState.Enqueued }, { limit: 5, order: "asc", cursor: page1.nextCursor! });
     const all = [...ids].sort();

@@ -1,24 +1,24 @@
 /**
  * claim.lua answers with a JSON text per job built from the fields it read and
  * the values it wrote, not with each job's hash: every claimed record must be
- * what getRecord (HGETALL + decodeRecord) reads back for the same job, on
+ * what get (HGETALL + decodeRecord) reads back for the same job, on
  * both drivers, for the first answer and for a retried claim's answer.
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { HISTORY_LIMIT, Job, JobState, ManualClock, StorageUnavailableError, type JobRecord } from "../../src/index.js";
-import type { RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { Job, JobState, ManualClock, StorageUnavailableError, type JobRecord } from "../../src/index.js";
+import { HISTORY_LIMIT } from "../../src/core/job.js";
 import { decodeClaimed } from "../../src/adapters/storage/redis/codec.js";
 import * as scripts from "../../src/adapters/storage/redis/scripts.generated.js";
 import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
-import { prefixes, redisStoragesFor } from "./helpers.js";
+import { prefixes, redisStoragesFor, type StorageOnRedis } from "./helpers.js";
 
 const keys = prefixes("claimreply");
 
 describeWithService("redis", await serviceUp("redis"), "redis: the claim reply", () => {
   const open = redisStoragesFor(keys);
   let admin: Redis;
-  const opened: RedisStorage[] = [];
+  const opened: StorageOnRedis[] = [];
   beforeAll(() => {
     admin = new Redis(REDIS_URL, { lazyConnect: true });
   });
@@ -27,29 +27,30 @@ describeWithService("redis", await serviceUp("redis"), "redis: the claim reply",
     admin.disconnect();
   });
 
-  const claim = (storage: RedisStorage, clock: ManualClock, queues = ["default"], limit = 100) =>
-    storage.claim({ queues, limit, owner: 'w "1"\n', leaseMs: 30_000, now: clock.now() });
+  const claim = (storage: StorageOnRedis, clock: ManualClock, queues = ["default"], limit = 100) =>
+    storage.driver.claim({ queues, limit, owner: 'w "1"\n', leaseMs: 30_000, now: clock.now() });
 
-  async function expectAsStored(storage: RedisStorage, claimed: JobRecord[]): Promise<void> {
+  async function expectAsStored(storage: StorageOnRedis, claimed: JobRecord[]): Promise<void> {
     expect(claimed.length).toBeGreaterThan(0);
     for (const r of claimed) {
       expect(r.state).toBe(JobState.Processing);
-      expect(r).toStrictEqual(await storage.getRecord(r.id));
+      expect([r]).toStrictEqual(await storage.driver.get([r.id]));
     }
   }
 
   for (const driver of ["tcp", "upstash"] as const) {
-    it(`${driver}: every field a job can carry reads back as getRecord reads it`, async () => {
+    it(`${driver}: every field a job can carry reads back as get reads it`, async () => {
       const clock = new ManualClock();
       const storage = await open(driver, clock);
       opened.push(storage);
       const plain = new Job("plain", []);
-      const full = new Job("mail/send.v2", [{ big: 1e21, small: 0.1, neg: -0, s: "]]\n\"" }, null, [1, 2]], {
+      const full = new Job("mail/send.v2", [{ big: 1e21, small: 0.1, neg: -0, s: ']]\n"' }, null, [1, 2]], {
         queue: "q-1",
         priority: -7,
         maxAttempts: 5,
         retry: { kind: "fixed", delayMs: 10 },
         uniqueKey: 'u "k"\n{x}',
+        uniqueTtl: 60_000,
         timeout: 1500,
         metadata: { tenant: "t", n: 1.5, nested: { a: [true, null] } },
       });
@@ -66,13 +67,16 @@ describeWithService("redis", await serviceUp("redis"), "redis: the claim reply",
       // Releases (enqueued) give the attempt back, so the history grows past its limit without the job failing.
       for (let i = 0; i < HISTORY_LIMIT; i++) {
         const [r] = await claim(storage, clock);
-        await storage.complete([{ id, token: r!.leaseToken, state: JobState.Enqueued, reason: `release ${i}`, worker: "w" }], clock.now());
+        await storage.driver.complete([{ id, token: r!.leaseToken, state: JobState.Enqueued, reason: `release ${i}`, worker: "w" }], clock.now());
         clock.advance(1);
       }
       const [r] = await claim(storage, clock);
-      await storage.setProgress({ id, token: r!.leaseToken }, { pct: 50, note: "half\n" }, clock.now());
+      await storage.driver.setProgress({ id, token: r!.leaseToken }, { pct: 50, note: "half\n" }, clock.now());
       const error = { name: "E", message: 'bad "thing"\n', stack: "at x" };
-      await storage.complete([{ id, token: r!.leaseToken, state: JobState.AwaitingRetry, runAt: clock.now(), error, reason: "retry", worker: "w" }], clock.now());
+      await storage.driver.complete(
+        [{ id, token: r!.leaseToken, state: JobState.AwaitingRetry, runAt: clock.now(), error, reason: "retry", worker: "w" }],
+        clock.now(),
+      );
       clock.advance(1);
       const claimed = await claim(storage, clock);
       await expectAsStored(storage, claimed);
@@ -87,7 +91,7 @@ describeWithService("redis", await serviceUp("redis"), "redis: the claim reply",
       const storage = await open(driver, clock);
       opened.push(storage);
       const id = (await storage.enqueue(new Job("odd", []))) as string;
-      await admin.hset(`${storage.base}job:${id}`, "result", "null", "finishedAt", "123", "progress", "null", "history", "", "hn", "0");
+      await admin.hset(`${storage.driver.base}job:${id}`, "result", "null", "finishedAt", "123", "progress", "null", "history", "", "hn", "0");
       const claimed = await claim(storage, clock);
       await expectAsStored(storage, claimed);
       expect(claimed[0]).toMatchObject({ result: null, progress: null, finishedAt: 123 });
@@ -98,14 +102,28 @@ describeWithService("redis", await serviceUp("redis"), "redis: the claim reply",
       const storage = await open(driver, clock);
       opened.push(storage);
       await storage.enqueue([new Job("a", [1], { uniqueKey: "one" }), new Job("b", [2], { metadata: { m: 1 } }), new Job("c", [3])]);
-      const c = storage.config;
-      const args = [String(clock.now()), String(c.maxFinishedJobs), String(c.completedJobTtlMs), String(c.pruneBatch), "2", "30000", "w", '"w"', "1000", "claim-1", "1", "default"];
-      const first = decodeClaimed(await storage.driver.evalScript(scripts.claim, [storage.base], args));
+      const c = storage.driver.config;
+      const redis = await storage.driver.connection();
+      const args = [
+        String(clock.now()),
+        String(c.maxFinishedJobs),
+        String(c.finishedJobTtlMs),
+        String(c.pruneBatch),
+        "2",
+        "30000",
+        "w",
+        '"w"',
+        "1000",
+        "claim-1",
+        "1",
+        "default",
+      ];
+      const first = decodeClaimed(await redis.evalScript(scripts.claim, [storage.driver.base], args));
       expect(first).toHaveLength(2);
       await expectAsStored(storage, first);
       clock.advance(10);
-      await storage.extendLeases([{ id: first[0]!.id, token: first[0]!.leaseToken }], 60_000, clock.now());
-      const again = decodeClaimed(await storage.driver.evalScript(scripts.claim, [storage.base], args));
+      await storage.driver.extendLeases([{ id: first[0]!.id, token: first[0]!.leaseToken }], 60_000, clock.now());
+      const again = decodeClaimed(await redis.evalScript(scripts.claim, [storage.driver.base], args));
       expect(again.map((r) => r.id)).toEqual(first.map((r) => r.id));
       await expectAsStored(storage, again);
       expect(again[0]!.leaseUntil).toBe(clock.now() + 60_000);

@@ -8,10 +8,10 @@ import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
 import { ConfigError, Job, StorageUnavailableError } from "../../src/index.js";
-import { RedisConfig, UpstashDriver, createRedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { RedisConfig, UpstashDriver } from "../../src/adapters/storage/redis/index.js";
 import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
 import { TcpProxy } from "../helpers/tcp-proxy.js";
-import { deleteKeys, freePort, prefixes } from "./helpers.js";
+import { deleteKeys, freePort, prefixes, redisStorage } from "./helpers.js";
 
 const keys = prefixes("drivers");
 
@@ -33,11 +33,22 @@ describe("RedisConfig", () => {
     expect(() => new RedisConfig().withPoolSize(0)).toThrow(ConfigError);
     expect(() => new RedisConfig().withCommandTimeout(1.5)).toThrow(ConfigError);
     expect(() => new RedisConfig().withMaxFinishedJobs(-1)).toThrow(ConfigError);
+    // The component is the error's scope, not a prefix of its message.
+    const err = (() => {
+      try {
+        new RedisConfig("ftp://x");
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(err).toMatchObject({ scope: "redis", message: expect.stringMatching(/^url must start with/) });
   });
 
   it("keeps defaults and options, and never prints a password", () => {
-    const c = new RedisConfig("redis://u:secret@host:6379").withKeyPrefix("app:").withCompletedJobTtl(null).withMaxFinishedJobs(5).resolve();
-    expect(c).toMatchObject({ keyPrefix: "app:", hashTag: "q", completedJobTtlMs: 0, maxFinishedJobs: 5, allowEviction: false, poolSize: 1 });
+    const c = new RedisConfig("redis://u:secret@host:6379").withKeyPrefix("app:").withFinishedJobTtl(null).withMaxFinishedJobs(5).resolve();
+    expect(c).toMatchObject({ keyPrefix: "app:", hashTag: "q", finishedJobTtlMs: 0, maxFinishedJobs: 5, allowEviction: false, poolSize: 1 });
+    expect(new RedisConfig("redis://h").resolve()).toMatchObject({ finishedJobTtlMs: 24 * 3_600_000, maxFinishedJobs: 10_000 });
+    expect(new RedisConfig("redis://h").withFinishedJobTtl(60_000).resolve().finishedJobTtlMs).toBe(60_000);
     expect(String(new RedisConfig("redis://u:secret@host:6379"))).not.toContain("secret");
   });
 
@@ -50,25 +61,45 @@ describe("RedisConfig", () => {
 
 describe("drivers", () => {
   it("a redis:// URL gets the TCP driver, an https:// URL the Upstash one", async () => {
-    const tcp = await createRedisStorage(new RedisConfig("redis://127.0.0.1:1"));
-    const http = await createRedisStorage(new RedisConfig("https://x.upstash.io").withToken("t"));
-    expect(tcp.driver.kind).toBe("ioredis");
-    expect(http.driver).toBeInstanceOf(UpstashDriver);
+    // Synchronous and lazy: nothing listens on port 1, and nothing is asked of it until a call.
+    const tcp = redisStorage(new RedisConfig("redis://127.0.0.1:1"));
+    const http = redisStorage(new RedisConfig("https://x.upstash.io").withToken("t"));
+    expect(tcp.driver).toMatchObject({ kind: "redis", transport: "ioredis" });
+    expect(http.driver).toMatchObject({ kind: "redis", transport: "upstash" });
+    expect((await tcp.driver.connection()).kind).toBe("ioredis");
+    expect(await http.driver.connection()).toBeInstanceOf(UpstashDriver);
     await Promise.all([tcp.close(), http.close()]);
   });
 
   it("an unreachable server is a StorageUnavailableError on either driver", async () => {
     const port = await freePort();
-    const tcp = await createRedisStorage(new RedisConfig(`redis://127.0.0.1:${port}`).withCommandTimeout(500));
-    const http = await createRedisStorage(new RedisConfig(`http://127.0.0.1:${port}`).withToken("t").withRetries(0).withCommandTimeout(500));
+    const tcp = redisStorage(new RedisConfig(`redis://127.0.0.1:${port}`).withCommandTimeout(500));
+    const http = redisStorage(new RedisConfig(`http://127.0.0.1:${port}`).withToken("t").withRetries(0).withCommandTimeout(500));
     for (const s of [tcp, http]) {
       const err = await s.enqueue(new Job("x", [])).then(
         () => null,
         (e: unknown) => e,
       );
-      expect(err, s.driver.kind).toBeInstanceOf(StorageUnavailableError);
-      expect((err as Error).message).toMatch(/^\[qml\] \[redis\] insert failed/);
+      expect(err, s.driver.transport).toBeInstanceOf(StorageUnavailableError);
+      expect(err).toMatchObject({ scope: "redis", message: expect.stringMatching(/^insert failed/) });
       await s.close();
+    }
+  });
+
+  it("over TCP, the error names the connection's failure, not ioredis's 'max retries per request'", async () => {
+    const port = await freePort();
+    const tcp = redisStorage(new RedisConfig(`redis://127.0.0.1:${port}`).withCommandTimeout(500));
+    try {
+      const err = await tcp.enqueue(new Job("x", [])).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect((err as Error).message).toMatch(new RegExp(`^insert failed \\(ioredis\\): connect ECONNREFUSED 127\\.0\\.0\\.1:${port}`));
+      expect((err as Error).message).not.toMatch(/max retries/i);
+      expect(((err as Error).cause as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
+    } finally {
+      await tcp.close();
     }
   });
 });
@@ -103,13 +134,14 @@ describeWithService("redis", await serviceUp("redis"), "redis over TCP: calls ar
   // turns it off by default; the connection still pipelines.
   async function order(config: RedisConfig): Promise<string[]> {
     const proxy = await startHoldingProxy(1000, "qml-second-call");
-    const storage = await createRedisStorage(config.withUrl(proxy.url));
+    const storage = redisStorage(config.withUrl(proxy.url));
     try {
-      await storage.driver.command(["PING"]);
+      const redis = await storage.driver.connection();
+      await redis.command(["PING"]);
       proxy.arm();
-      const first = storage.driver.command(["PING"]);
+      const first = redis.command(["PING"]);
       await new Promise((r) => setTimeout(r, 20));
-      const second = storage.driver.command(["ECHO", "qml-second-call"]);
+      const second = redis.command(["ECHO", "qml-second-call"]);
       expect(await first).toBe("PONG");
       expect(await second).toBe("qml-second-call");
       return proxy.log.slice(0, 2);
@@ -138,14 +170,14 @@ describeWithService("redis", await serviceUp("redis"), "redis server time", () =
   it("serverTime() is Redis's TIME in epoch ms, on either driver (the core aligns its clock to it)", async () => {
     const gateway = await startUpstashGateway({ redisUrl: REDIS_URL });
     const storages = [
-      await createRedisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(keys.next())),
-      await createRedisStorage(new RedisConfig(gateway.url).withToken(gateway.token).withKeyPrefix(keys.next())),
+      redisStorage(new RedisConfig(REDIS_URL).withKeyPrefix(keys.next())),
+      redisStorage(new RedisConfig(gateway.url).withToken(gateway.token).withKeyPrefix(keys.next())),
     ];
     try {
       for (const s of storages) {
         const t = await s.serverTime();
         // Redis runs on this machine: its clock is ours, give or take the round trip.
-        expect(Math.abs(t! - Date.now()), s.driver.kind).toBeLessThan(5_000);
+        expect(Math.abs(t! - Date.now()), s.driver.transport).toBeLessThan(5_000);
       }
     } finally {
       await Promise.all(storages.map((s) => s.close()));
@@ -163,14 +195,15 @@ describeWithService("redis", await serviceUp("redis"), "redis backend in workerd
       stdin: {
         contents: `
           import { Job } from "./src/core/job.js";
-          import { RedisConfig, createRedisStorage } from "./src/adapters/storage/redis/index.js";
+          import { Storage } from "./src/core/storage.js";
+          import { RedisConfig, redisBackend } from "./src/adapters/storage/redis/index.js";
           export default {
             async fetch(request, env) {
               const { url, token, prefix } = await request.json();
-              const storage = await createRedisStorage(new RedisConfig(url).withToken(token).withKeyPrefix(prefix));
+              const storage = new Storage(redisBackend(new RedisConfig(url).withToken(token).withKeyPrefix(prefix)));
               await storage.migrate();
               const id = await storage.enqueue(new Job("from-a-worker", [1, "two"]));
-              const claimed = await storage.claim({ queues: ["default"], limit: 5, owner: "worker", leaseMs: 10000, now: Date.now() });
+              const claimed = await storage.driver.claim({ queues: ["default"], limit: 5, owner: "worker", leaseMs: 10000, now: Date.now() });
               return Response.json({ id, claimed: claimed.map((r) => ({ id: r.id, args: r.args, state: r.state })) });
             },
           };`,
@@ -194,14 +227,14 @@ describeWithService("redis", await serviceUp("redis"), "redis backend in workerd
   it("bundles for Workers without ioredis or node:* (the TCP driver is never pulled in)", () => {
     const inputs = Object.keys(bundle.metafile.inputs);
     expect(inputs.some((p) => p.includes("@upstash/redis"))).toBe(true);
-    expect(inputs.filter((p) => /ioredis|node:|^(net|tls|dns|stream|crypto)$/.test(p))).toEqual([]);
+    expect(inputs.filter((p) => /node_modules\/ioredis|^node:|^(net|tls|dns|stream|crypto)$/.test(p))).toEqual([]);
   });
 
   it("runs in workerd: enqueue and claim over the Upstash driver", async () => {
-    // Modules listed explicitly, as wrangler passes them (Miniflare's own
-    // discovery refuses the non-literal import() that keeps ioredis out).
+    // Miniflare's own module discovery, which refuses a bundle with a dynamic import().
     const mf = new Miniflare({
-      modules: [{ type: "ESModule", path: "worker.mjs", contents: bundle.outputFiles![0]!.text }],
+      modules: true,
+      script: bundle.outputFiles![0]!.text,
       compatibilityDate: "2026-04-01",
       cf: false,
     });

@@ -3,15 +3,24 @@
  * a private redis-server for tests that must change server state
  * (SCRIPT FLUSH, an eviction policy) without touching the shared one.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
 import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
-import type { Clock } from "../../src/index.js";
-import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { Storage, type Clock } from "../../src/index.js";
+import { RedisConfig, redisBackend, type RedisBackend, type RedisDriver } from "../../src/adapters/storage/redis/index.js";
+
+/** A Storage over the Redis backend, typed so that a test reaches the backend's internals (`driver.base`, `driver.config`). */
+export type StorageOnRedis = Storage & { readonly driver: RedisBackend };
+
+/** `new Storage(redisBackend(config, { driver }), { clock })`, typed as a StorageOnRedis. Opens nothing until the first call. */
+export function redisStorage(config: RedisConfig, options: { clock?: Clock; driver?: RedisDriver } = {}): StorageOnRedis {
+  const backend = redisBackend(config, options.driver ? { driver: options.driver } : {});
+  return new Storage(backend, options.clock ? { clock: options.clock } : {}) as StorageOnRedis;
+}
 
 /** A prefix family for one test file; `next()` gives each storage its own. */
 export function prefixes(label: string) {
@@ -54,6 +63,16 @@ export async function deleteKeys(url: string, pattern: string): Promise<number> 
 
 export { freePort } from "../helpers/services.js";
 import { REDIS_URL, freePort } from "../helpers/services.js";
+
+/** Whether a `redis-server` binary is there to start a private server with. */
+export function hasRedisServer(): boolean {
+  try {
+    execFileSync("redis-server", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export interface PrivateRedis {
   url: string;
@@ -118,9 +137,9 @@ export function redisStoragesFor(keys: ReturnType<typeof prefixes>) {
     await gateway?.close();
     await deleteKeys(REDIS_URL, keys.pattern);
   });
-  return async (driver: "tcp" | "upstash", clock?: Clock): Promise<RedisStorage> => {
+  return async (driver: "tcp" | "upstash", clock?: Clock): Promise<StorageOnRedis> => {
     const config = driver === "tcp" ? new RedisConfig(REDIS_URL) : new RedisConfig(gateway!.url).withToken(gateway!.token);
-    const storage = await createRedisStorage(config.withKeyPrefix(keys.next()), clock ? { clock } : {});
+    const storage = redisStorage(config.withKeyPrefix(keys.next()), clock ? { clock } : {});
     await storage.migrate();
     return storage;
   };

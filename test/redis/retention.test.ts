@@ -5,17 +5,18 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Job, JobState, ManualClock, type JobRecord, type Outcome } from "../../src/index.js";
-import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { Job, JobState, ManualClock, type JobRecord } from "../../src/index.js";
+import { type Outcome } from "../../src/core/driver.js";
+import { RedisConfig } from "../../src/adapters/storage/redis/index.js";
 import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
-import { deleteKeys, prefixes, scanKeys } from "./helpers.js";
+import { deleteKeys, prefixes, redisStorage, scanKeys, type StorageOnRedis } from "./helpers.js";
 
 const keys = prefixes("retention");
 const HOUR = 3_600_000;
 
 describeWithService("redis", await serviceUp("redis"), "redis: retention", () => {
   let admin: Redis;
-  const opened: RedisStorage[] = [];
+  const opened: StorageOnRedis[] = [];
   beforeAll(() => {
     admin = new Redis(REDIS_URL, { lazyConnect: true });
   });
@@ -25,9 +26,9 @@ describeWithService("redis", await serviceUp("redis"), "redis: retention", () =>
     await deleteKeys(REDIS_URL, keys.pattern);
   });
 
-  async function open(config: (c: RedisConfig) => RedisConfig, clock: ManualClock): Promise<{ storage: RedisStorage; prefix: string }> {
+  async function open(config: (c: RedisConfig) => RedisConfig, clock: ManualClock): Promise<{ storage: StorageOnRedis; prefix: string }> {
     const prefix = keys.next();
-    const storage = await createRedisStorage(config(new RedisConfig(REDIS_URL).withKeyPrefix(prefix)), { clock });
+    const storage = redisStorage(config(new RedisConfig(REDIS_URL).withKeyPrefix(prefix)), { clock });
     opened.push(storage);
     await storage.migrate();
     return { storage, prefix };
@@ -53,7 +54,7 @@ describeWithService("redis", await serviceUp("redis"), "redis: retention", () =>
       );
       // Every state a job passes through: retries, releases, failures, deletes.
       for (;;) {
-        const claimed = await storage.claim({ queues: ["a", "b"], limit: 250, owner: "w", leaseMs: 30_000, now: clock.now() });
+        const claimed = await storage.driver.claim({ queues: ["a", "b"], limit: 250, owner: "w", leaseMs: 30_000, now: clock.now() });
         if (claimed.length === 0) break;
         const outcomes = claimed.map((r, i) =>
           r.attempts === 1 && i % 10 === 0
@@ -62,7 +63,7 @@ describeWithService("redis", await serviceUp("redis"), "redis: retention", () =>
               ? outcome(r, JobState.Enqueued)
               : outcome(r, i % 7 === 0 ? JobState.Failed : JobState.Succeeded, { result: { ok: i } }),
         );
-        await storage.complete(outcomes, clock.now());
+        await storage.driver.complete(outcomes, clock.now());
         processed += outcomes.filter((o) => o.state === JobState.Succeeded || o.state === JobState.Failed).length;
         clock.advance(10);
       }
@@ -94,9 +95,12 @@ describeWithService("redis", await serviceUp("redis"), "redis: retention", () =>
     const clock = new ManualClock();
     const { storage, prefix } = await open((c) => c.withMaxFinishedJobs(0), clock);
     const [done, retry] = (await storage.enqueue([new Job("k", ["done"], { uniqueKey: "u-0" }), new Job("k", ["retry"])])) as [string, string];
-    const claimed = await storage.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 30_000, now: clock.now() });
+    const claimed = await storage.driver.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 30_000, now: clock.now() });
     const byId = new Map(claimed.map((r) => [r.id, r]));
-    const res = await storage.complete([outcome(byId.get(done)!, JobState.Succeeded), outcome(byId.get(retry)!, JobState.AwaitingRetry, { runAt: clock.now() + 1000 })], clock.now());
+    const res = await storage.driver.complete(
+      [outcome(byId.get(done)!, JobState.Succeeded), outcome(byId.get(retry)!, JobState.AwaitingRetry, { runAt: clock.now() + 1000 })],
+      clock.now(),
+    );
     expect(res.map((r) => r.status)).toEqual(["applied", "applied"]);
     expect(await storage.get(done)).toBeNull();
     expect((await storage.get(retry))!.state).toBe(JobState.AwaitingRetry);
@@ -108,19 +112,22 @@ describeWithService("redis", await serviceUp("redis"), "redis: retention", () =>
 
   it("finished jobs older than the TTL go with the next write, on the caller's clock; live jobs stay", async () => {
     const clock = new ManualClock();
-    const { storage, prefix } = await open((c) => c.withCompletedJobTtl(60_000), clock);
+    const { storage, prefix } = await open((c) => c.withFinishedJobTtl(60_000), clock);
     const ids = await storage.enqueue(Array.from({ length: 30 }, (_, i) => new Job("t", [i], { uniqueKey: `t-${i}` })));
-    const claimed = await storage.claim({ queues: ["default"], limit: 20, owner: "w", leaseMs: 600_000, now: clock.now() });
-    await storage.complete(claimed.map((r) => outcome(r, JobState.Succeeded)), clock.now());
+    const claimed = await storage.driver.claim({ queues: ["default"], limit: 20, owner: "w", leaseMs: 600_000, now: clock.now() });
+    await storage.driver.complete(
+      claimed.map((r) => outcome(r, JobState.Succeeded)),
+      clock.now(),
+    );
     expect((await scanKeys(REDIS_URL, `${prefix}*job:*`)).length).toBe(30);
 
     clock.advance(60_000); // exactly the TTL: not older than it yet
-    expect(await storage.claim({ queues: ["none"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() })).toEqual([]);
+    expect(await storage.driver.claim({ queues: ["none"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() })).toEqual([]);
     expect(await storage.get(claimed[0]!.id)).not.toBeNull();
 
     clock.advance(1);
     // An idle poll is a write too: it prunes.
-    expect(await storage.claim({ queues: ["none"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() })).toEqual([]);
+    expect(await storage.driver.claim({ queues: ["none"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() })).toEqual([]);
     for (const r of claimed) expect(await storage.get(r.id)).toBeNull();
     const left = await storage.list({}, { limit: 100 });
     expect(left.items.map((j) => j.id).sort()).toEqual(ids.filter((id) => !claimed.some((r) => r.id === id)).sort());
@@ -136,8 +143,8 @@ describeWithService("redis", await serviceUp("redis"), "redis: retention", () =>
     const { storage, prefix } = await open((c) => c, clock);
     const finishOne = async () => {
       await storage.enqueue(new Job("tp", []));
-      const [r] = await storage.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
-      await storage.complete([outcome(r!, JobState.Succeeded)], clock.now());
+      const [r] = await storage.driver.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: clock.now() });
+      await storage.driver.complete([outcome(r!, JobState.Succeeded)], clock.now());
     };
     const base = `${prefix}{q}:`;
     await finishOne();

@@ -4,24 +4,14 @@
  * server (its policy, SCRIPT FLUSH), so they run against a private
  * redis-server started here, never the shared one.
  */
-import { execFileSync } from "node:child_process";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startUpstashGateway, type UpstashGateway } from "../../infra/upstash-gateway.js";
 import { ConfigError, Job, JobState, ManualClock } from "../../src/index.js";
-import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { RedisConfig } from "../../src/adapters/storage/redis/index.js";
 import * as scripts from "../../src/adapters/storage/redis/scripts.generated.js";
 import { describeWithService } from "../helpers/services.js";
-import { prefixes, scanKeys, startPrivateRedis, type PrivateRedis } from "./helpers.js";
-
-function hasRedisServer(): boolean {
-  try {
-    execFileSync("redis-server", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { hasRedisServer, prefixes, redisStorage, scanKeys, startPrivateRedis, type PrivateRedis, type StorageOnRedis } from "./helpers.js";
 
 const keys = prefixes("state");
 
@@ -30,7 +20,7 @@ describeWithService("redis-server (binary)", hasRedisServer(), "redis: server st
   let admin: Redis;
   let gateway: UpstashGateway;
   let refusing: UpstashGateway;
-  const opened: RedisStorage[] = [];
+  const opened: StorageOnRedis[] = [];
 
   beforeAll(async () => {
     server = await startPrivateRedis(["--maxmemory-policy", "allkeys-lru"]);
@@ -49,8 +39,8 @@ describeWithService("redis-server (binary)", hasRedisServer(), "redis: server st
 
   const tcp = () => new RedisConfig(server.url).withKeyPrefix(keys.next());
   const upstash = (g = gateway) => new RedisConfig(g.url).withToken(g.token).withKeyPrefix(keys.next());
-  async function open(config: RedisConfig, clock = new ManualClock()): Promise<RedisStorage> {
-    const s = await createRedisStorage(config, { clock });
+  async function open(config: RedisConfig, clock = new ManualClock()): Promise<StorageOnRedis> {
+    const s = redisStorage(config, { clock });
     opened.push(s);
     return s;
   }
@@ -106,12 +96,12 @@ describeWithService("redis-server (binary)", hasRedisServer(), "redis: server st
       await admin.script("FLUSH");
       expect(await admin.script("EXISTS", scripts.claim.sha)).toEqual([0]);
       const before = await evalCalls();
-      const claimed = await storage.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 30_000, now: clock.now() });
+      const claimed = await storage.driver.claim({ queues: ["default"], limit: 10, owner: "w", leaseMs: 30_000, now: clock.now() });
       expect(claimed).toHaveLength(2);
       expect(await evalCalls()).toBeGreaterThan(before);
 
       await admin.script("FLUSH");
-      const results = await storage.complete(
+      const results = await storage.driver.complete(
         claimed.map((r) => ({ id: r.id, token: r.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" })),
         clock.now(),
       );

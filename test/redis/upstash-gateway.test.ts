@@ -8,10 +8,10 @@ import { Redis as UpstashRedis } from "@upstash/redis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startUpstashGateway, type GatewayFault, type GatewayRequest, type UpstashGateway } from "../../infra/upstash-gateway.js";
 import { Job, JobState, ManualClock, StorageUnavailableError } from "../../src/index.js";
-import { RedisConfig, createRedisStorage, type RedisStorage } from "../../src/adapters/storage/redis/index.js";
+import { RedisConfig } from "../../src/adapters/storage/redis/index.js";
 import * as scripts from "../../src/adapters/storage/redis/scripts.generated.js";
 import { REDIS_URL, describeWithService, serviceUp } from "../helpers/services.js";
-import { deleteKeys, prefixes } from "./helpers.js";
+import { deleteKeys, prefixes, redisStorage, type StorageOnRedis } from "./helpers.js";
 
 const keys = prefixes("gateway");
 
@@ -72,7 +72,11 @@ describeWithService("redis", await serviceUp("redis"), "upstash REST gateway", (
       expect(body[1]).toEqual({ result: "v" });
       expect(body[2]!.error).toMatch(/unknown command/);
       expect(body[3]).toEqual({ result: 1 });
-      const tx = await post("/multi-exec", [["incr", key], ["incr", key], ["del", key]]);
+      const tx = await post("/multi-exec", [
+        ["incr", key],
+        ["incr", key],
+        ["del", key],
+      ]);
       expect(await tx.json()).toEqual([{ result: 1 }, { result: 2 }, { result: 1 }]);
     });
 
@@ -88,7 +92,11 @@ describeWithService("redis", await serviceUp("redis"), "upstash REST gateway", (
 
     it("takes commands in the path, the body as the last argument", async () => {
       const key = k();
-      const set = await fetch(`${gateway.url}/set/${encodeURIComponent(key)}`, { method: "POST", headers: { authorization: `Bearer ${gateway.token}` }, body: "hello" });
+      const set = await fetch(`${gateway.url}/set/${encodeURIComponent(key)}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${gateway.token}` },
+        body: "hello",
+      });
       expect(await set.json()).toEqual({ result: "OK" });
       expect(await (await fetch(`${gateway.url}/getdel/${encodeURIComponent(key)}?_token=${gateway.token}`)).json()).toEqual({ result: "hello" });
     });
@@ -107,7 +115,7 @@ describeWithService("redis", await serviceUp("redis"), "upstash REST gateway", (
   });
 
   describe("writes are idempotent under the client's retry", () => {
-    const opened: RedisStorage[] = [];
+    const opened: StorageOnRedis[] = [];
     afterEach(async () => {
       pending = undefined;
       await Promise.all(opened.splice(0).map((s) => s.close()));
@@ -115,7 +123,7 @@ describeWithService("redis", await serviceUp("redis"), "upstash REST gateway", (
 
     async function open(configure: (c: RedisConfig) => RedisConfig = (c) => c) {
       const clock = new ManualClock();
-      const storage = await createRedisStorage(configure(new RedisConfig(gateway.url).withToken(gateway.token).withKeyPrefix(keys.next())), { clock });
+      const storage = redisStorage(configure(new RedisConfig(gateway.url).withToken(gateway.token).withKeyPrefix(keys.next())), { clock });
       opened.push(storage);
       await storage.migrate();
       return { storage, clock };
@@ -124,8 +132,8 @@ describeWithService("redis", await serviceUp("redis"), "upstash REST gateway", (
     const lostAnswer = (script: { sha: string }) => {
       pending = { sha: script.sha, fault: { kind: "reset", when: "after" } };
     };
-    const claimOne = (storage: RedisStorage, clock: ManualClock, limit = 1) =>
-      storage.claim({ queues: ["default"], limit, owner: "w", leaseMs: 30_000, now: clock.now() });
+    const claimOne = (storage: StorageOnRedis, clock: ManualClock, limit = 1) =>
+      storage.driver.claim({ queues: ["default"], limit, owner: "w", leaseMs: 30_000, now: clock.now() });
 
     it("enqueue: a retried insert creates each job once", async () => {
       const { storage } = await open();
@@ -153,7 +161,7 @@ describeWithService("redis", await serviceUp("redis"), "upstash REST gateway", (
       const id = await storage.enqueue(new Job("a", []));
       const [r] = await claimOne(storage, clock);
       lostAnswer(scripts.complete);
-      const res = await storage.complete([{ id, token: r!.leaseToken, state: JobState.Succeeded, result: 7, reason: "ok", worker: "w" }], clock.now());
+      const res = await storage.driver.complete([{ id, token: r!.leaseToken, state: JobState.Succeeded, result: 7, reason: "ok", worker: "w" }], clock.now());
       expect(pending).toBeUndefined();
       expect(res).toEqual([{ id, status: "applied" }]);
       const got = (await storage.get(id))!;
@@ -178,9 +186,9 @@ describeWithService("redis", await serviceUp("redis"), "upstash REST gateway", (
       const [r] = await claimOne(storage, clock);
       pending = { sha: scripts.complete.sha, fault: { kind: "hang", when: "after", ms: 400 } };
       const outcome = { id, token: r!.leaseToken, state: JobState.Failed, error: { name: "E", message: "x" }, reason: "failed", worker: "w" } as const;
-      await expect(storage.complete([outcome], clock.now())).rejects.toBeInstanceOf(StorageUnavailableError);
+      await expect(storage.driver.complete([outcome], clock.now())).rejects.toBeInstanceOf(StorageUnavailableError);
       clock.advance(50); // the processor retries later, with a new now
-      expect(await storage.complete([outcome], clock.now())).toEqual([{ id, status: "applied" }]);
+      expect(await storage.driver.complete([outcome], clock.now())).toEqual([{ id, status: "applied" }]);
       expect((await storage.get(id))!.history.filter((h) => h.state === JobState.Failed)).toHaveLength(1);
     });
 

@@ -8,14 +8,12 @@
 import { afterEach, describe, expect, it } from "vitest";
 import {
   BackgroundJobServer,
-  Emitter,
   InvalidStateError,
   Job,
   JobState,
   ManualClock,
   NotFoundError,
   RetryPolicy,
-  Scheduler,
   ServerConfig,
   ValidationError,
   WorkerRegistry,
@@ -23,9 +21,12 @@ import {
   silentLogger,
   type JobEventMap,
   type JobRecord,
-  type Outcome,
   type Storage,
 } from "../../src/index.js";
+import { type Outcome } from "../../src/core/driver.js";
+import { Scheduler } from "../../src/core/scheduler.js";
+import { Emitter } from "../../src/core/events.js";
+import { runFlowConformance } from "./flows-conformance.js";
 
 export interface StorageHarness {
   storage: Storage;
@@ -53,7 +54,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
     }
 
     async function claimAll(storage: Storage, clock: ManualClock, queues = ["default"], limit = 100, owner = "w1"): Promise<JobRecord[]> {
-      return storage.claim({ queues, limit, owner, leaseMs: LEASE, now: clock.now() });
+      return storage.driver.claim({ queues, limit, owner, leaseMs: LEASE, now: clock.now() });
     }
 
     function outcome(r: JobRecord, state: Outcome["state"], extra: Partial<Outcome> = {}): Outcome {
@@ -181,14 +182,10 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
 
       it("promoteDue moves due scheduled jobs to enqueued, with a history entry", async () => {
         const { storage, clock } = await fresh();
-        const ids = await storage.enqueue([
-          new Job("s", [], { delay: 1000 }),
-          new Job("s", [], { delay: 2000 }),
-          new Job("s", [], { delay: 60_000 }),
-        ]);
+        const ids = await storage.enqueue([new Job("s", [], { delay: 1000 }), new Job("s", [], { delay: 2000 }), new Job("s", [], { delay: 60_000 })]);
         clock.advance(2000);
-        expect(await storage.promoteDue(clock.now(), 100)).toBe(2);
-        expect(await storage.promoteDue(clock.now(), 100)).toBe(0);
+        expect(await storage.driver.promoteDue(clock.now(), 100)).toBe(2);
+        expect(await storage.driver.promoteDue(clock.now(), 100)).toBe(0);
         const states = await Promise.all(ids.map(async (id) => (await storage.get(id))!.state));
         expect(states).toEqual([JobState.Enqueued, JobState.Enqueued, JobState.Scheduled]);
         const h = (await storage.get(ids[0]!))!.history;
@@ -200,8 +197,8 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         await storage.enqueue(Array.from({ length: 5 }, () => new Job("s", [], { delay: 10 })));
         clock.advance(10);
-        expect(await storage.promoteDue(clock.now(), 3)).toBe(3);
-        expect(await storage.promoteDue(clock.now(), 3)).toBe(2);
+        expect(await storage.driver.promoteDue(clock.now(), 3)).toBe(3);
+        expect(await storage.driver.promoteDue(clock.now(), 3)).toBe(2);
       });
     });
 
@@ -233,7 +230,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("u", [], { uniqueKey: "once" }));
         const [r] = await claimAll(storage, clock);
-        await storage.complete([outcome(r!, JobState.Succeeded)], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.Succeeded)], clock.now());
         expect(await storage.enqueue(new Job("u", [], { uniqueKey: "once" }))).toBe(id);
         clock.advance(1000);
         expect(await storage.purgeFinished({ olderThan: new Date(clock.now()) })).toBe(1);
@@ -266,7 +263,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("rec", [{ a: 1 }], { metadata: { m: "x" }, uniqueKey: "rec-1" }));
         const [claimed] = await claimAll(storage, clock);
-        const stored = (await storage.getRecord(id))!;
+        const stored = (await storage.driver.get([id]))[0]!;
         expect(claimed!.history).toEqual(stored.history);
         expect(claimed!.history.map((h) => h.state)).toEqual([JobState.Enqueued, JobState.Processing]);
         expect(JSON.parse(JSON.stringify(claimed))).toEqual(JSON.parse(JSON.stringify(stored)));
@@ -351,7 +348,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const id = await storage.enqueue(new Job("ok", []));
         const [r] = await claimAll(storage, clock);
         clock.advance(250);
-        const res = await storage.complete([outcome(r!, JobState.Succeeded, { result: { sent: true }, reason: "succeeded" })], clock.now());
+        const res = await storage.driver.complete([outcome(r!, JobState.Succeeded, { result: { sent: true }, reason: "succeeded" })], clock.now());
         expect(res).toEqual([{ id, status: "applied" }]);
         const got = (await storage.get(id))!;
         expect(got.state).toBe(JobState.Succeeded);
@@ -367,7 +364,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const id = await storage.enqueue(new Job("flaky", [], { maxAttempts: 3 }));
         const [r] = await claimAll(storage, clock);
         const error = { name: "Error", message: "boom", stack: "Error: boom\n    at x" };
-        await storage.complete([outcome(r!, JobState.AwaitingRetry, { runAt: clock.now() + 10_000, error })], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.AwaitingRetry, { runAt: clock.now() + 10_000, error })], clock.now());
         const got = (await storage.get(id))!;
         expect(got.state).toBe(JobState.AwaitingRetry);
         expect(got.error).toEqual(error);
@@ -383,7 +380,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("bad", []));
         const [r] = await claimAll(storage, clock);
-        await storage.complete([outcome(r!, JobState.Failed, { error: { name: "TypeError", message: "<script>alert(1)</script>" } })], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.Failed, { error: { name: "TypeError", message: "<script>alert(1)</script>" } })], clock.now());
         const got = (await storage.get(id))!;
         expect(got.state).toBe(JobState.Failed);
         expect(got.error).toMatchObject({ name: "TypeError", message: "<script>alert(1)</script>" });
@@ -394,7 +391,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("rel", []));
         const [r] = await claimAll(storage, clock);
-        await storage.complete([outcome(r!, JobState.Enqueued, { reason: "released: shutdown" })], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.Enqueued, { reason: "released: shutdown" })], clock.now());
         const got = (await storage.get(id))!;
         expect(got.state).toBe(JobState.Enqueued);
         expect(got.attempts).toBe(0);
@@ -407,7 +404,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         await storage.enqueue(Array.from({ length: 10 }, (_, i) => new Job("b", [i])));
         const rs = await claimAll(storage, clock);
         const stale = { ...outcome(rs[0]!, JobState.Succeeded), token: rs[0]!.leaseToken + 1000 };
-        const results = await storage.complete([stale, ...rs.slice(1).map((r) => outcome(r, JobState.Succeeded))], clock.now());
+        const results = await storage.driver.complete([stale, ...rs.slice(1).map((r) => outcome(r, JobState.Succeeded))], clock.now());
         expect(results[0]).toEqual({ id: rs[0]!.id, status: "lost" });
         expect(results.slice(1).every((x) => x.status === "applied")).toBe(true);
         const st = await storage.stats();
@@ -421,7 +418,10 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const claimed = await claimAll(storage, clock);
         const ra = claimed.find((r) => r.id === a)!;
         const rb = claimed.find((r) => r.id === b)!;
-        const res = await storage.complete([outcome(ra, JobState.Succeeded), outcome(rb, JobState.Succeeded), outcome(ra, JobState.Failed)], clock.now());
+        const res = await storage.driver.complete(
+          [outcome(ra, JobState.Succeeded), outcome(rb, JobState.Succeeded), outcome(ra, JobState.Failed)],
+          clock.now(),
+        );
         expect(res.map((r) => [r.id, r.status])).toEqual([
           [a, "applied"],
           [b, "applied"],
@@ -434,8 +434,8 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("twice", []));
         const [r] = await claimAll(storage, clock);
-        expect((await storage.complete([outcome(r!, JobState.Succeeded)], clock.now()))[0]!.status).toBe("applied");
-        expect((await storage.complete([outcome(r!, JobState.Failed)], clock.now()))[0]!.status).toBe("lost");
+        expect((await storage.driver.complete([outcome(r!, JobState.Succeeded)], clock.now()))[0]!.status).toBe("applied");
+        expect((await storage.driver.complete([outcome(r!, JobState.Failed)], clock.now()))[0]!.status).toBe("lost");
         const got = (await storage.get(id))!;
         expect(got.state).toBe(JobState.Succeeded);
         expect(got.history.filter((h) => h.state === JobState.Succeeded || h.state === JobState.Failed)).toHaveLength(1);
@@ -450,7 +450,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         await storage.enqueue([new Job("l", []), new Job("l", [])]);
         const [a, b] = await claimAll(storage, clock);
         clock.advance(LEASE - 1000);
-        const owned = await storage.extendLeases(
+        const owned = await storage.driver.extendLeases(
           [
             { id: a!.id, token: a!.leaseToken },
             { id: b!.id, token: b!.leaseToken + 1 },
@@ -462,7 +462,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         expect(owned).toEqual([a!.id]);
         expect((await storage.get(a!.id))!.leaseUntil!.getTime()).toBe(clock.now() + LEASE);
         clock.advance(2000); // past b's lease, within a's renewed one
-        expect(await storage.reclaimExpired(clock.now(), 100)).toBe(1);
+        expect(await storage.driver.reclaimExpired(clock.now(), 100)).toBe(1);
         expect((await storage.get(a!.id))!.state).toBe(JobState.Processing);
         expect((await storage.get(b!.id))!.state).toBe(JobState.Enqueued);
       });
@@ -472,9 +472,9 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const id = await storage.enqueue(new Job("hang", [], { maxAttempts: 3 }));
         const [r] = await claimAll(storage, clock);
         clock.advance(LEASE);
-        expect(await storage.reclaimExpired(clock.now(), 100)).toBe(0); // lease ends at exactly now: not yet expired
+        expect(await storage.driver.reclaimExpired(clock.now(), 100)).toBe(0); // lease ends at exactly now: not yet expired
         clock.advance(1);
-        expect(await storage.reclaimExpired(clock.now(), 100)).toBe(1);
+        expect(await storage.driver.reclaimExpired(clock.now(), 100)).toBe(1);
         const got = (await storage.get(id))!;
         expect(got.state).toBe(JobState.Enqueued);
         expect(got.attempts).toBe(1);
@@ -489,7 +489,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const id = await storage.enqueue(new Job("hang", [], { maxAttempts: 1 }));
         await claimAll(storage, clock);
         clock.advance(LEASE + 1);
-        expect(await storage.reclaimExpired(clock.now(), 100)).toBe(1);
+        expect(await storage.driver.reclaimExpired(clock.now(), 100)).toBe(1);
         const got = (await storage.get(id))!;
         expect(got.state).toBe(JobState.Failed);
         expect(got.error?.message).toMatch(/lease expired/);
@@ -501,14 +501,16 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const id = await storage.enqueue(new Job("fence", [], { maxAttempts: 5 }));
         const [stale] = await claimAll(storage, clock, ["default"], 1, "zombie");
         clock.advance(LEASE + 1);
-        await storage.reclaimExpired(clock.now(), 100);
+        await storage.driver.reclaimExpired(clock.now(), 100);
         const [fresh2] = await claimAll(storage, clock, ["default"], 1, "new-owner");
         const before = (await storage.get(id))!;
 
-        expect(await storage.complete([outcome(stale!, JobState.Succeeded, { result: "zombie" })], clock.now())).toEqual([{ id, status: "lost" }]);
-        expect(await storage.complete([outcome(stale!, JobState.Failed, { error: { name: "E", message: "zombie" } })], clock.now())).toEqual([{ id, status: "lost" }]);
-        expect(await storage.extendLeases([{ id, token: stale!.leaseToken }], LEASE * 10, clock.now())).toEqual([]);
-        expect(await storage.setProgress({ id, token: stale!.leaseToken }, 99, clock.now())).toBe(false);
+        expect(await storage.driver.complete([outcome(stale!, JobState.Succeeded, { result: "zombie" })], clock.now())).toEqual([{ id, status: "lost" }]);
+        expect(await storage.driver.complete([outcome(stale!, JobState.Failed, { error: { name: "E", message: "zombie" } })], clock.now())).toEqual([
+          { id, status: "lost" },
+        ]);
+        expect(await storage.driver.extendLeases([{ id, token: stale!.leaseToken }], LEASE * 10, clock.now())).toEqual([]);
+        expect(await storage.driver.setProgress({ id, token: stale!.leaseToken }, 99, clock.now())).toBe(false);
 
         const after = (await storage.get(id))!;
         expect(after.state).toBe(JobState.Processing);
@@ -517,7 +519,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         expect(after.progress).toBeUndefined();
         expect(after.history).toHaveLength(before.history.length);
 
-        expect((await storage.complete([outcome(fresh2!, JobState.Succeeded, { result: "real" })], clock.now()))[0]!.status).toBe("applied");
+        expect((await storage.driver.complete([outcome(fresh2!, JobState.Succeeded, { result: "real" })], clock.now()))[0]!.status).toBe("applied");
         expect((await storage.get(id))!.result).toBe("real");
       });
 
@@ -525,7 +527,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("prog", []));
         const [r] = await claimAll(storage, clock);
-        expect(await storage.setProgress({ id, token: r!.leaseToken }, { pct: 50 }, clock.now())).toBe(true);
+        expect(await storage.driver.setProgress({ id, token: r!.leaseToken }, { pct: 50 }, clock.now())).toBe(true);
         expect((await storage.get(id))!.progress).toEqual({ pct: 50 });
       });
 
@@ -536,9 +538,9 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         clock.advance(LEASE + 1);
         await storage.enqueue(new Job("h", []));
         await claimAll(storage, clock);
-        expect(await storage.reclaimExpired(clock.now(), 3)).toBe(3);
-        expect(await storage.reclaimExpired(clock.now(), 10)).toBe(2);
-        expect(await storage.reclaimExpired(clock.now(), 10)).toBe(0);
+        expect(await storage.driver.reclaimExpired(clock.now(), 3)).toBe(3);
+        expect(await storage.driver.reclaimExpired(clock.now(), 10)).toBe(2);
+        expect(await storage.driver.reclaimExpired(clock.now(), 10)).toBe(0);
         expect((await storage.stats()).states.processing).toBe(1);
       });
     });
@@ -564,7 +566,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const id = await storage.enqueue(new Job("del", []));
         const [r] = await claimAll(storage, clock);
         expect(await storage.delete(id)).toBe(true);
-        expect((await storage.complete([outcome(r!, JobState.Succeeded)], clock.now()))[0]!.status).toBe("lost");
+        expect((await storage.driver.complete([outcome(r!, JobState.Succeeded)], clock.now()))[0]!.status).toBe("lost");
         expect((await storage.get(id))!.state).toBe(JobState.Deleted);
         expect((await storage.stats()).states.processing).toBe(0);
       });
@@ -573,7 +575,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("rq", [], { maxAttempts: 1 }));
         const [r] = await claimAll(storage, clock);
-        await storage.complete([outcome(r!, JobState.Failed, { error: { name: "E", message: "x" } })], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.Failed, { error: { name: "E", message: "x" } })], clock.now());
         clock.advance(100);
         const job = await storage.requeue(id);
         expect(job.state).toBe(JobState.Enqueued);
@@ -600,7 +602,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const [r] = await claimAll(storage, clock);
         await storage.delete(id);
         await storage.requeue(id);
-        expect((await storage.complete([outcome(r!, JobState.Succeeded)], clock.now()))[0]!.status).toBe("lost");
+        expect((await storage.driver.complete([outcome(r!, JobState.Succeeded)], clock.now()))[0]!.status).toBe("lost");
         expect((await storage.get(id))!.state).toBe(JobState.Enqueued);
       });
     });
@@ -682,13 +684,13 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
           new Job("s", [], { queue: "b", delay: 60_000 }),
         ]);
         const rs = await claimAll(storage, clock, ["a", "b"], 3);
-        await storage.complete([outcome(rs[0]!, JobState.Succeeded), outcome(rs[1]!, JobState.Failed)], clock.now());
+        await storage.driver.complete([outcome(rs[0]!, JobState.Succeeded), outcome(rs[1]!, JobState.Failed)], clock.now());
         clock.advance(60_000 + 5);
-        await storage.promoteDue(clock.now(), 10);
+        await storage.driver.promoteDue(clock.now(), 10);
         const [late] = await claimAll(storage, clock, ["b"], 1);
         const lateClaimed = late!.id;
         // rs[2] (queue b) is still processing; late is the scheduled one
-        await storage.complete([outcome(late!, JobState.Succeeded)], clock.now());
+        await storage.driver.complete([outcome(late!, JobState.Succeeded)], clock.now());
         const st = await storage.stats({ minutes: 5, hours: 2 });
         expect(st.total).toBe(4);
         expect(st.states).toMatchObject({ succeeded: 2, failed: 1, processing: 1, enqueued: 0, scheduled: 0 });
@@ -722,12 +724,12 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const [old] = await storage.enqueue([new Job("p", [])]);
         const [r] = await claimAll(storage, clock);
-        await storage.complete([outcome(r!, JobState.Succeeded)], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.Succeeded)], clock.now());
         clock.advance(10_000);
         const live = await storage.enqueue(new Job("p", []));
         const recent = await storage.enqueue(new Job("p", []));
         await storage.delete(recent);
-        expect(await storage.purge([JobState.Succeeded, JobState.Deleted], clock.now() - 5000, 100)).toBe(1);
+        expect(await storage.driver.purge([JobState.Succeeded, JobState.Deleted], clock.now() - 5000, 100)).toBe(1);
         expect(await storage.get(old!)).toBeNull();
         expect(await storage.get(live)).not.toBeNull();
         expect(await storage.get(recent)).not.toBeNull();
@@ -766,10 +768,10 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
       it("markRecurringFired moves forward only", async () => {
         const { storage } = await fresh();
         await storage.addOrUpdateRecurring("r", "* * * * *", "job");
-        expect(await storage.markRecurringFired("r", T0 + 60_000)).toBe(true);
-        expect(await storage.markRecurringFired("r", T0 + 60_000)).toBe(false);
-        expect(await storage.markRecurringFired("r", T0)).toBe(false);
-        expect(await storage.markRecurringFired("missing", T0)).toBe(false);
+        expect(await storage.driver.markRecurringFired("r", T0 + 60_000)).toBe(true);
+        expect(await storage.driver.markRecurringFired("r", T0 + 60_000)).toBe(false);
+        expect(await storage.driver.markRecurringFired("r", T0)).toBe(false);
+        expect(await storage.driver.markRecurringFired("missing", T0)).toBe(false);
         await storage.addOrUpdateRecurring("r", "*/2 * * * *", "job");
         expect((await storage.listRecurring())[0]!.lastSlot).toBe(T0 + 60_000);
       });
@@ -792,7 +794,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         await Promise.all(schedulers.map((s) => s.fireRecurring(clock.now())));
         expect((await storage.list({ name: "rec" })).items).toHaveLength(2);
         // Purge the fired jobs so that only lastSlot stands between a jump back and a re-fire.
-        await storage.purge([JobState.Enqueued], clock.now() + 1, 100);
+        await storage.driver.purge([JobState.Enqueued], clock.now() + 1, 100);
         clock.set(T0 + 60_000 + 10); // back to 12:01:00.010
         await Promise.all(schedulers.map((s) => s.fireRecurring(clock.now())));
         jobs = (await storage.list({ name: "rec" })).items;
@@ -817,15 +819,15 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const { storage, clock } = await fresh();
         const id = await storage.enqueue(new Job("life", [], { delay: 1000, maxAttempts: 3 }));
         clock.advance(1000);
-        await storage.promoteDue(clock.now(), 10);
+        await storage.driver.promoteDue(clock.now(), 10);
         let [r] = await claimAll(storage, clock);
-        await storage.complete([outcome(r!, JobState.AwaitingRetry, { runAt: clock.now() + 500, error: { name: "E", message: "1" } })], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.AwaitingRetry, { runAt: clock.now() + 500, error: { name: "E", message: "1" } })], clock.now());
         clock.advance(500);
         [r] = await claimAll(storage, clock);
         clock.advance(LEASE + 1);
-        await storage.reclaimExpired(clock.now(), 10);
+        await storage.driver.reclaimExpired(clock.now(), 10);
         [r] = await claimAll(storage, clock);
-        await storage.complete([outcome(r!, JobState.Succeeded)], clock.now());
+        await storage.driver.complete([outcome(r!, JobState.Succeeded)], clock.now());
         const h = (await storage.get(id))!.history;
         expect(h.map((e) => e.state)).toEqual([
           JobState.Scheduled,
@@ -846,11 +848,436 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         const id = await storage.enqueue(new Job("loop", [], { maxAttempts: 1000 }));
         for (let i = 0; i < 40; i++) {
           const [r] = await claimAll(storage, clock);
-          await storage.complete([outcome(r!, JobState.Enqueued)], clock.now());
+          await storage.driver.complete([outcome(r!, JobState.Enqueued)], clock.now());
         }
         const h = (await storage.get(id))!.history;
         expect(h.length).toBeLessThanOrEqual(50);
         expect(h.at(-1)!.state).toBe(JobState.Enqueued);
+      });
+    });
+
+    // ------------------------------------------------ one set of input rules
+
+    describe("input rules, identical on every backend", () => {
+      const NUL = "a\u0000b";
+      const LONE = "a\ud800b";
+
+      it("refuses U+0000 and unpaired surrogates in an id, writing nothing", async () => {
+        const { storage } = await fresh();
+        for (const id of [NUL, LONE, "\udc00", "x\u0000"]) {
+          const job = new Job("ok", []);
+          job.id = id;
+          await expect(storage.enqueue(job)).rejects.toMatchObject({ name: "ValidationError", field: "id" });
+          expect(await storage.get(id)).toBeNull();
+          expect(await storage.delete(id)).toBe(false);
+          await expect(storage.requeue(id)).rejects.toBeInstanceOf(NotFoundError);
+        }
+        expect((await storage.stats()).total).toBe(0);
+      });
+
+      it("refuses U+0000 and unpaired surrogates in a unique key, writing nothing", async () => {
+        const { storage } = await fresh();
+        for (const uniqueKey of [NUL, LONE, "k\ud800", "\u0000"]) {
+          await expect(storage.enqueue(new Job("ok", [], { uniqueKey }))).rejects.toMatchObject({ name: "ValidationError", field: "uniqueKey" });
+        }
+        expect((await storage.stats()).total).toBe(0);
+        // Well-formed text of any script is a key like any other.
+        const a = await storage.enqueue(new Job("ok", [], { uniqueKey: "ключ:🚀:\u00e9" }));
+        expect(await storage.enqueue(new Job("ok", [], { uniqueKey: "ключ:🚀:\u00e9" }))).toBe(a);
+      });
+
+      it("keeps U+0000 and unpaired surrogates in arguments exactly", async () => {
+        const { storage, clock } = await fresh();
+        const args = [NUL, LONE, { [NUL]: LONE, k: ["\udfff", "\u0000\u0000"] }, "\ud83d\ude80"];
+        const id = await storage.enqueue(new Job("echo", args));
+        expect((await storage.get(id))!.arguments).toEqual(args);
+        const [claimed] = await claimAll(storage, clock);
+        expect(claimed!.args).toEqual(args);
+        expect((await storage.list({ text: "ud800" })).items.length).toBeLessThanOrEqual(1);
+      });
+
+      it("refuses U+0000 and unpaired surrogates in metadata keys and values, writing nothing", async () => {
+        const { storage } = await fresh();
+        for (const metadata of [{ k: NUL }, { k: LONE }, { [NUL]: 1 }, { [LONE]: 1 }, { deep: [{ x: "\udc00" }] }]) {
+          await expect(storage.enqueue(new Job("ok", [], { metadata }))).rejects.toMatchObject({ name: "ValidationError", field: "metadata" });
+        }
+        expect((await storage.stats()).total).toBe(0);
+        const id = await storage.enqueue(new Job("ok", [], { metadata: { ключ: "значение ✓", n: 1, nested: { a: [true, null] } } }));
+        expect((await storage.get(id))!.metadata).toEqual({ ключ: "значение ✓", n: 1, nested: { a: [true, null] } });
+      });
+
+      it("refuses U+0000 and unpaired surrogates in a search text", async () => {
+        const { storage } = await fresh();
+        await expect(storage.list({ text: NUL })).rejects.toMatchObject({ name: "ValidationError", field: "text" });
+        await expect(storage.list({ text: LONE })).rejects.toMatchObject({ name: "ValidationError", field: "text" });
+      });
+
+      it("stores the text of a worker's error with U+0000 and unpaired surrogates replaced, the same everywhere", async () => {
+        const { storage, clock } = await fresh();
+        const registry = new WorkerRegistry().register("bad-text", () => {
+          throw new Error(`boom ${NUL} ${LONE}`);
+        });
+        const id = await storage.enqueue(new Job("bad-text", [], { maxAttempts: 1 }));
+        const server = new BackgroundJobServer(
+          storage,
+          registry,
+          new ServerConfig("rules").workerCount(1).pollingInterval(10).clock(clock).logger(silentLogger),
+        );
+        const failed = new Promise<void>((resolve) => server.on("job:failed", () => resolve()));
+        await server.start();
+        await failed;
+        await server.stop();
+        const job = (await storage.get(id))!;
+        expect(job.state).toBe(JobState.Failed);
+        expect(job.error!.message).toBe("boom a\ufffdb a\ufffdb");
+        expect(job.history.at(-1)!.reason).toContain("boom a\ufffdb a\ufffdb");
+      });
+    });
+
+    // ---------------------------------------------------- batch operations
+
+    describe("batch operations", () => {
+      it("reads many jobs in one call, in the order asked, null where absent", async () => {
+        const { storage } = await fresh();
+        const ids = await storage.enqueue(Array.from({ length: 5 }, (_, i) => new Job("many", [i])));
+        const got = await storage.getMany([ids[3]!, "missing", ids[0]!, "bad\u0000id", ids[3]!]);
+        expect(got.map((j) => j?.arguments[0] ?? null)).toEqual([3, null, 0, null, 3]);
+        const recs = await storage.driver.get([ids[1]!, "nope", ids[2]!]);
+        expect(recs.map((r) => r?.id ?? null)).toEqual([ids[1], null, ids[2]]);
+        expect(await storage.driver.get([])).toEqual([]);
+      });
+
+      it("deletes and requeues many jobs, one result each", async () => {
+        const { storage, clock } = await fresh();
+        const ids = await storage.enqueue(Array.from({ length: 6 }, (_, i) => new Job("bulk", [i], { maxAttempts: 1 })));
+        const claimed = await claimAll(storage, clock, ["default"], 2);
+        await storage.driver.complete(
+          [outcome(claimed[0]!, JobState.Failed, { error: { name: "E", message: "x" } }), outcome(claimed[1]!, JobState.Succeeded)],
+          clock.now(),
+        );
+        // ids[0] failed, ids[1] succeeded, the rest enqueued.
+        const retried = await storage.requeue([ids[0]!, ids[1]!, ids[2]!, "missing"], { from: [JobState.Failed, JobState.AwaitingRetry] });
+        expect(retried).toEqual([
+          { id: ids[0], status: "applied", state: JobState.Enqueued },
+          { id: ids[1], status: "invalid_state", state: JobState.Succeeded },
+          { id: ids[2], status: "invalid_state", state: JobState.Enqueued },
+          { id: "missing", status: "not_found" },
+        ]);
+        expect((await storage.get(ids[0]!))!.attempts).toBe(0);
+        const deleted = await storage.delete([ids[2]!, ids[3]!, ids[3]!, "bad\u0000"]);
+        expect(deleted).toEqual([
+          { id: ids[2], status: "applied", state: JobState.Deleted },
+          { id: ids[3], status: "applied", state: JobState.Deleted },
+          { id: "bad\u0000", status: "not_found" },
+        ]);
+        expect((await storage.delete([ids[2]!]))[0]!.status).toBe("invalid_state");
+        const st = await storage.stats();
+        expect(st.states).toMatchObject({ deleted: 2, succeeded: 1, enqueued: 3 });
+      });
+
+      it("transitions a thousand jobs in a few calls", async () => {
+        const { storage } = await fresh();
+        const ids = await storage.enqueue(Array.from({ length: 1000 }, (_, i) => new Job("big", [i])));
+        const res = await storage.delete(ids);
+        expect(res.filter((r) => r.status === "applied")).toHaveLength(1000);
+        expect((await storage.stats()).states.deleted).toBe(1000);
+        const back = await storage.requeue(ids);
+        expect(back.every((r) => r.status === "applied")).toBe(true);
+        expect((await storage.stats()).states.enqueued).toBe(1000);
+      });
+
+      it("purgeFinished refuses states that are not finished", async () => {
+        const { storage } = await fresh();
+        const id = await storage.enqueue(new Job("live", []));
+        for (const s of [JobState.Enqueued, JobState.Processing, JobState.Scheduled, JobState.AwaitingRetry]) {
+          await expect(storage.purgeFinished({ states: [JobState.Succeeded, s] })).rejects.toMatchObject({ name: "ValidationError", field: "states" });
+        }
+        expect(await storage.get(id)).not.toBeNull();
+        expect(await storage.purgeFinished({ states: [JobState.Succeeded] })).toBe(0);
+      });
+    });
+
+    // ------------------------------------------------------------ releases
+
+    describe("releases", () => {
+      it("a released job keeps its place at the head of its queue", async () => {
+        const { storage, clock } = await fresh();
+        const first = await storage.enqueue(new Job("head", [1]));
+        clock.advance(10);
+        const later = await storage.enqueue(new Job("head", [2]));
+        const [r] = await claimAll(storage, clock, ["default"], 1);
+        expect(r!.id).toBe(first);
+        clock.advance(1000);
+        await storage.driver.complete([outcome(r!, JobState.Enqueued, { reason: "released" })], clock.now());
+        expect((await storage.get(first))!.runAt!.getTime()).toBe(T0);
+        const order = (await claimAll(storage, clock, ["default"], 2)).map((x) => x.id);
+        expect(order).toEqual([first, later]);
+      });
+
+      it("a released job keeps its place among jobs enqueued in the same millisecond", async () => {
+        const { storage, clock } = await fresh();
+        const ids = await storage.enqueue([new Job("tie", [0]), new Job("tie", [1]), new Job("tie", [2])]);
+        const [r] = await claimAll(storage, clock, ["default"], 1);
+        expect(r!.id).toBe(ids[0]);
+        await storage.driver.complete([outcome(r!, JobState.Enqueued, { reason: "released" })], clock.now());
+        expect((await claimAll(storage, clock, ["default"], 3)).map((x) => x.id)).toEqual(ids);
+      });
+
+      it("a release that counts its attempt keeps attempts", async () => {
+        const { storage, clock } = await fresh();
+        const id = await storage.enqueue(new Job("cut", [], { maxAttempts: 5 }));
+        const [r] = await claimAll(storage, clock);
+        await storage.driver.complete([outcome(r!, JobState.Enqueued, { reason: "cut off", countAttempt: true })], clock.now());
+        const got = (await storage.get(id))!;
+        expect(got.state).toBe(JobState.Enqueued);
+        expect(got.attempts).toBe(1);
+        const [again] = await claimAll(storage, clock);
+        expect(again!.attempts).toBe(2);
+      });
+    });
+
+    // --------------------------------------------------------- pause and resume
+
+    describe("paused queues", () => {
+      it("a paused queue accepts jobs and claims none; resumed, it claims them in order; other queues go on", async () => {
+        const { storage, clock } = await fresh();
+        await storage.pauseQueue("mail");
+        expect(await storage.pausedQueues()).toEqual(["mail"]);
+        const [m1, m2] = await storage.enqueue([new Job("p", [1], { queue: "mail" }), new Job("p", [2], { queue: "mail" })]);
+        const other = await storage.enqueue(new Job("p", [3], { queue: "default" }));
+        expect((await claimAll(storage, clock, ["mail", "default"], 10)).map((r) => r.id)).toEqual([other]);
+        expect((await storage.stats()).states.enqueued).toBe(2);
+        await storage.pauseQueue("mail"); // idempotent
+        await storage.resumeQueue("mail");
+        await storage.resumeQueue("mail");
+        expect(await storage.pausedQueues()).toEqual([]);
+        expect((await claimAll(storage, clock, ["mail"], 10)).map((r) => r.id)).toEqual([m1, m2]);
+      });
+
+      it("a paused queue promotes nothing into a claim either (due scheduled jobs wait)", async () => {
+        const { storage, clock } = await fresh();
+        await storage.pauseQueue("default");
+        const id = await storage.enqueue(new Job("p", [], { delay: 1000 }));
+        clock.advance(1000);
+        expect(await claimAll(storage, clock)).toEqual([]);
+        await storage.resumeQueue("default");
+        expect((await claimAll(storage, clock)).map((r) => r.id)).toEqual([id]);
+      });
+
+      it("refuses an invalid queue name", async () => {
+        const { storage } = await fresh();
+        await expect(storage.pauseQueue("a:b")).rejects.toBeInstanceOf(ValidationError);
+      });
+    });
+
+    // -------------------------------------------------------- deduplication
+
+    describe("deduplication modes", () => {
+      it("uniqueTtl: the key dedupes for its window only, however long the job is kept", async () => {
+        const { storage, clock } = await fresh();
+        const first = await storage.enqueue(new Job("t", [1], { uniqueKey: "report:7", uniqueTtl: 60_000 }));
+        clock.advance(59_999);
+        expect(await storage.enqueue(new Job("t", [2], { uniqueKey: "report:7", uniqueTtl: 60_000 }))).toBe(first);
+        clock.advance(1);
+        const second = await storage.enqueue(new Job("t", [3], { uniqueKey: "report:7", uniqueTtl: 60_000 }));
+        expect(second).not.toBe(first);
+        expect((await storage.get(first))!.state).toBe(JobState.Enqueued);
+        expect((await storage.get(first))!.uniqueKey).toBeUndefined();
+        expect((await storage.get(second))!.uniqueKey).toBe("report:7");
+        expect(await storage.enqueue(new Job("t", [4], { uniqueKey: "report:7" }))).toBe(second);
+      });
+
+      it("debounce: a newer enqueue replaces the pending job's arguments and delay, keeping its id", async () => {
+        const { storage, clock } = await fresh();
+        const id = await storage.enqueue(new Job("d", [1], { uniqueKey: "search:ada", uniqueMode: "debounce", delay: 1000 }));
+        clock.advance(500);
+        const again = new Job("d", [2], { uniqueKey: "search:ada", uniqueMode: "debounce", delay: 1000 });
+        expect(await storage.enqueue(again)).toBe(id);
+        const job = (await storage.get(id))!;
+        expect(job.arguments).toEqual([2]);
+        expect(job.runAt!.getTime()).toBe(clock.now() + 1000);
+        expect(job.state).toBe(JobState.Scheduled);
+        expect(job.history.at(-1)).toMatchObject({ state: JobState.Scheduled, reason: "debounced" });
+        expect((await storage.stats()).total).toBe(1);
+        clock.advance(999);
+        expect(await claimAll(storage, clock)).toEqual([]);
+        clock.advance(1);
+        const [claimed] = await claimAll(storage, clock);
+        expect(claimed!.args).toEqual([2]);
+      });
+
+      it("debounce: once the job runs, a newer enqueue makes a new job and the key moves to it", async () => {
+        const { storage, clock } = await fresh();
+        const id = await storage.enqueue(new Job("d", [1], { uniqueKey: "k", uniqueMode: "debounce" }));
+        await claimAll(storage, clock);
+        const next = await storage.enqueue(new Job("d", [2], { uniqueKey: "k", uniqueMode: "debounce" }));
+        expect(next).not.toBe(id);
+        expect((await storage.get(id))!.state).toBe(JobState.Processing);
+        expect((await storage.get(next))!.arguments).toEqual([2]);
+        expect(await storage.enqueue(new Job("d", [3], { uniqueKey: "k", uniqueMode: "debounce" }))).toBe(next);
+        expect((await storage.get(next))!.arguments).toEqual([3]);
+      });
+
+      it("debounce within one batch: the last one wins", async () => {
+        const { storage } = await fresh();
+        const ids = await storage.enqueue([1, 2, 3].map((n) => new Job("d", [n], { uniqueKey: "b", uniqueMode: "debounce" })));
+        expect(new Set(ids).size).toBe(1);
+        expect((await storage.get(ids[0]!))!.arguments).toEqual([3]);
+      });
+
+      it("refuses a mode or a window without a key, and a window out of bounds", async () => {
+        const { storage } = await fresh();
+        await expect(storage.enqueue(new Job("d", [], { uniqueMode: "debounce" }))).rejects.toBeInstanceOf(ValidationError);
+        await expect(storage.enqueue(new Job("d", [], { uniqueTtl: 1000 }))).rejects.toBeInstanceOf(ValidationError);
+        await expect(storage.enqueue(new Job("d", [], { uniqueKey: "k", uniqueTtl: 0 }))).rejects.toBeInstanceOf(ValidationError);
+        expect((await storage.stats()).total).toBe(0);
+      });
+    });
+
+    // --------------------------------------------------- concurrency and rate limits
+
+    describe("concurrency and rate limits", () => {
+      const key = (limit: number) => ({ concurrency: { key: "customer:42", limit } });
+
+      it("claims at most the limit of one key across claimers; other jobs are not held back", async () => {
+        const { storage, clock } = await fresh();
+        const keyed = await storage.enqueue([1, 2, 3, 4].map((n) => new Job("c", [n], key(2))));
+        const free = await storage.enqueue(new Job("c", [0]));
+        const first = await claimAll(storage, clock, ["default"], 10, "w1");
+        expect(first.map((r) => r.id).sort()).toEqual([keyed[0], keyed[1], free].sort());
+        expect(await claimAll(storage, clock, ["default"], 10, "w2")).toEqual([]);
+        expect((await storage.get(keyed[2]!))!.state).toBe(JobState.Enqueued);
+        const back = (await storage.get(keyed[0]!))!;
+        expect(back.concurrency).toEqual({ key: "customer:42", limit: 2 });
+      });
+
+      it("every way out of processing frees the slot: success, retry, release, failure, lease expiry, delete", async () => {
+        const { storage, clock } = await fresh();
+        const ids = await storage.enqueue([1, 2, 3, 4, 5, 6, 7].map((n) => new Job("c", [n], key(1))));
+        const take = async () => {
+          const got = await claimAll(storage, clock, ["default"], 10);
+          expect(got.length).toBe(1);
+          expect(await claimAll(storage, clock, ["default"], 10)).toEqual([]);
+          return got[0]!;
+        };
+        let r = await take();
+        await storage.driver.complete([outcome(r, JobState.Succeeded)], clock.now());
+        r = await take();
+        await storage.driver.complete([outcome(r, JobState.AwaitingRetry, { runAt: clock.now() + 60_000 })], clock.now());
+        r = await take();
+        await storage.driver.complete([outcome(r, JobState.Enqueued)], clock.now());
+        r = await take();
+        await storage.driver.complete([outcome(r, JobState.Failed)], clock.now());
+        r = await take();
+        clock.advance(LEASE + 1);
+        expect(await storage.driver.reclaimExpired(clock.now(), 100)).toBe(1);
+        r = await take();
+        await storage.delete(r.id);
+        r = await take();
+        expect(ids).toContain(r.id);
+      });
+
+      it("a waiting job deleted after a slot freed does not leave the others of its key waiting", async () => {
+        const { storage, clock } = await fresh();
+        const [a, b, c] = await storage.enqueue([1, 2, 3].map((n) => new Job("c", [n], key(1))));
+        const [held] = await claimAll(storage, clock);
+        expect(held!.id).toBe(a);
+        expect(await claimAll(storage, clock)).toEqual([]);
+        await storage.driver.complete([outcome(held!, JobState.Succeeded)], clock.now());
+        await storage.delete(b!);
+        expect((await claimAll(storage, clock)).map((r) => r.id)).toEqual([c]);
+      });
+
+      it("a full key does not hold back jobs of other keys behind it", async () => {
+        const { storage, clock } = await fresh();
+        await storage.enqueue([1, 2, 3, 4, 5].map((n) => new Job("c", [n], { priority: 10, concurrency: { key: "a", limit: 1 } })));
+        const b = await storage.enqueue(new Job("c", [], { concurrency: { key: "b", limit: 1 } }));
+        expect((await claimAll(storage, clock, ["default"], 1)).length).toBe(1);
+        expect((await claimAll(storage, clock, ["default"], 1)).map((r) => r.id)).toEqual([b]);
+      });
+
+      it("rate: at most the limit starts per window; the rest are scheduled for the windows that have room, in order", async () => {
+        const { storage, clock } = await fresh();
+        const rate = { rateLimit: { key: "api:stripe", limit: 2, interval: 1000 } };
+        const ids = await storage.enqueue([1, 2, 3, 4, 5].map((n) => new Job("r", [n], rate)));
+        const first = await claimAll(storage, clock, ["default"], 10);
+        expect(first.map((r) => r.id)).toEqual(ids.slice(0, 2));
+        const later = await storage.getMany(ids.slice(2));
+        expect(later.map((j) => j!.state)).toEqual([JobState.Scheduled, JobState.Scheduled, JobState.Scheduled]);
+        expect(later.map((j) => j!.runAt!.getTime() - T0)).toEqual([1000, 1000, 2000]);
+        expect(later[0]!.history.at(-1)!.reason).toMatch(/^rate limited \(api:stripe\)/);
+        expect(later[0]!.attempts).toBe(0);
+        expect(await claimAll(storage, clock, ["default"], 10)).toEqual([]);
+        clock.advance(1000);
+        const fresh5 = await storage.enqueue(new Job("r", [6], rate));
+        expect((await claimAll(storage, clock, ["default"], 10)).map((r) => r.id)).toEqual(ids.slice(2, 4));
+        expect((await storage.get(fresh5))!.runAt!.getTime() - T0).toBe(2000);
+        clock.advance(1000);
+        expect((await claimAll(storage, clock, ["default"], 10)).map((r) => r.id).sort()).toEqual([ids[4], fresh5].sort());
+      });
+
+      it("rate: a start held for a window that passed is not used later; the job takes a new one", async () => {
+        const { storage, clock } = await fresh();
+        const rate = { rateLimit: { key: "r", limit: 1, interval: 1000 } };
+        const [a, b] = await storage.enqueue([new Job("r", [1], rate), new Job("r", [2], rate)]);
+        expect((await claimAll(storage, clock)).map((r) => r.id)).toEqual([a]);
+        expect((await storage.get(b!))!.runAt!.getTime() - T0).toBe(1000);
+        clock.advance(5500);
+        const c = await storage.enqueue(new Job("r", [3], rate));
+        const got = await claimAll(storage, clock);
+        expect(got.length).toBe(1);
+        expect((await storage.getMany([b!, c])).filter((j) => j!.state === JobState.Scheduled).length).toBe(1);
+      });
+
+      it("concurrency and rate together: neither limit is exceeded", async () => {
+        const { storage, clock } = await fresh();
+        const both = { concurrency: { key: "k", limit: 1 }, rateLimit: { key: "k", limit: 5, interval: 1000 } };
+        await storage.enqueue([1, 2, 3].map((n) => new Job("x", [n], both)));
+        const got = await claimAll(storage, clock);
+        expect(got.length).toBe(1);
+        await storage.driver.complete([outcome(got[0]!, JobState.Succeeded)], clock.now());
+        expect((await claimAll(storage, clock)).length).toBe(1);
+        expect(await claimAll(storage, clock)).toEqual([]);
+      });
+
+      it("a job put off by its rate limit holds no concurrency slot", async () => {
+        const { storage, clock } = await fresh();
+        const both = { concurrency: { key: "k", limit: 2 }, rateLimit: { key: "r", limit: 1, interval: 1000 } };
+        const [a, b] = await storage.enqueue([new Job("x", [1], both), new Job("x", [2], both)]);
+        const [ran] = await claimAll(storage, clock);
+        expect(ran!.id).toBe(a);
+        expect((await storage.get(b!))!.state).toBe(JobState.Scheduled);
+        await storage.driver.complete([outcome(ran!, JobState.Succeeded)], clock.now());
+        const slot = { concurrency: { key: "k", limit: 2 } };
+        await storage.enqueue([new Job("y", [3], slot), new Job("y", [4], slot)]);
+        const next = await claimAll(storage, clock);
+        expect(next.map((r) => r.name)).toEqual(["y", "y"]);
+      });
+
+      it("refuses a limit of 0, a key over the length limit and a window out of bounds, storing nothing", async () => {
+        const { storage } = await fresh();
+        await expect(storage.enqueue(new Job("c", [], key(0)))).rejects.toBeInstanceOf(ValidationError);
+        await expect(storage.enqueue(new Job("c", [], { concurrency: { key: "x".repeat(201), limit: 1 } }))).rejects.toBeInstanceOf(ValidationError);
+        await expect(storage.enqueue(new Job("c", [], { concurrency: { key: "a\u0000b", limit: 1 } }))).rejects.toBeInstanceOf(ValidationError);
+        await expect(storage.enqueue(new Job("c", [], { rateLimit: { key: "r", limit: 1, interval: 1 } }))).rejects.toBeInstanceOf(ValidationError);
+        await expect(storage.enqueue([new Job("ok", []), new Job("c", [], { rateLimit: { key: "r", limit: 0, interval: 1000 } })])).rejects.toBeInstanceOf(
+          ValidationError,
+        );
+        expect((await storage.stats()).total).toBe(0);
+      });
+    });
+
+    // ----------------------------------------------------------- estimates
+
+    describe("duration estimates", () => {
+      it("are written and read back, a write replacing only the names it carries", async () => {
+        const { storage, clock } = await fresh();
+        expect(await storage.driver.readEstimates()).toEqual({});
+        await storage.driver.writeEstimates({ send_email: 1200, "resize/image": 30_000 }, clock.now());
+        await storage.driver.writeEstimates({ send_email: 900 }, clock.now());
+        expect(await storage.driver.readEstimates()).toEqual({ send_email: 900, "resize/image": 30_000 });
+        await storage.driver.writeEstimates({}, clock.now());
+        expect(Object.keys(await storage.driver.readEstimates())).toHaveLength(2);
       });
     });
 
@@ -870,6 +1297,8 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
     });
 
     // -------------------------------------------------------------- engine
+
+    runFlowConformance(fresh);
 
     describe("engine on this storage", () => {
       it("100 jobs with 20 workers: each runs exactly once", async () => {

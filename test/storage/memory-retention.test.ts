@@ -1,17 +1,20 @@
-/** MemoryStorage keeps finished jobs up to a count and an age, then prunes them with their unique keys. */
+/** The memory backend keeps finished jobs up to a count and an age, then prunes them with their unique keys. */
 import { expect, it } from "vitest";
-import { Job, JobState, ManualClock, MemoryStorage } from "../../src/index.js";
+import { Job, JobState, ManualClock, Storage, memoryBackend } from "../../src/index.js";
 
-async function finish(storage: MemoryStorage, clock: ManualClock, n: number, uniquePrefix?: string): Promise<string[]> {
+async function finish(storage: Storage, clock: ManualClock, n: number, uniquePrefix?: string): Promise<string[]> {
   const ids = await storage.enqueue(Array.from({ length: n }, (_, i) => new Job("r", [i], uniquePrefix ? { uniqueKey: `${uniquePrefix}${i}` } : {})));
-  const claimed = await storage.claim({ queues: ["default"], limit: n, owner: "w", leaseMs: 1000, now: clock.now() });
-  await storage.complete(claimed.map((r) => ({ id: r.id, token: r.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" })), clock.now());
+  const claimed = await storage.driver.claim({ queues: ["default"], limit: n, owner: "w", leaseMs: 1000, now: clock.now() });
+  await storage.driver.complete(
+    claimed.map((r) => ({ id: r.id, token: r.leaseToken, state: JobState.Succeeded, reason: "ok", worker: "w" })),
+    clock.now(),
+  );
   return ids;
 }
 
 it("keeps at most maxFinishedJobs finished jobs, oldest pruned first", async () => {
   const clock = new ManualClock();
-  const storage = new MemoryStorage({ clock, maxFinishedJobs: 100 });
+  const storage = new Storage(memoryBackend({ maxFinishedJobs: 100 }), { clock });
   const first = await finish(storage, clock, 60, "a");
   clock.advance(1000);
   const second = await finish(storage, clock, 60, "b");
@@ -26,7 +29,7 @@ it("keeps at most maxFinishedJobs finished jobs, oldest pruned first", async () 
 
 it("prunes finished jobs older than finishedJobTtlMs; live jobs stay", async () => {
   const clock = new ManualClock();
-  const storage = new MemoryStorage({ clock, finishedJobTtlMs: 60_000 });
+  const storage = new Storage(memoryBackend({ finishedJobTtlMs: 60_000 }), { clock });
   const old = await finish(storage, clock, 10);
   const waiting = await storage.enqueue(new Job("r", []));
   clock.advance(60_001);
@@ -38,14 +41,14 @@ it("prunes finished jobs older than finishedJobTtlMs; live jobs stay", async () 
 
 it("memory stays flat across 10,000 processed jobs", async () => {
   const clock = new ManualClock();
-  const storage = new MemoryStorage({ clock, maxFinishedJobs: 500 });
+  const storage = new Storage(memoryBackend({ maxFinishedJobs: 500 }), { clock });
   for (let round = 0; round < 20; round++) await finish(storage, clock, 500);
   expect((await storage.stats()).total).toBe(500);
 });
 
 it("with maxFinishedJobs 0, the completion deletes finished jobs and still counts them", async () => {
   const clock = new ManualClock();
-  const storage = new MemoryStorage({ clock, maxFinishedJobs: 0 });
+  const storage = new Storage(memoryBackend({ maxFinishedJobs: 0 }), { clock });
   const ids = await finish(storage, clock, 3, "z");
   for (const id of ids) expect(await storage.get(id)).toBeNull();
   expect((await storage.stats()).total).toBe(0);

@@ -1,4 +1,6 @@
-import { MemoryStorage } from "../../src/index.js";
+import { Storage, memoryBackend } from "../../src/index.js";
 import { runStorageConformance } from "./conformance.js";
+import { runKvConformance } from "./kv-conformance.js";
 
-runStorageConformance("memory", async (clock) => new MemoryStorage({ clock }));
+runStorageConformance("memory", async (clock) => new Storage(memoryBackend(), { clock }));
+runKvConformance("memory", async (clock) => new Storage(memoryBackend(), { clock }));

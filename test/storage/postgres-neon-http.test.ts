@@ -1,9 +1,11 @@
 import { afterAll, beforeAll } from "vitest";
 import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
-import { PostgresConfig, createPostgresStorage } from "../../src/adapters/storage/postgres/index.js";
+import { Storage } from "../../src/index.js";
+import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor } from "../postgres/helpers.js";
-import { runStorageConformance } from "./conformance.js";
+import { runStorageConformance, type StorageFactory } from "./conformance.js";
+import { runKvConformance } from "./kv-conformance.js";
 
 const janitor = new SchemaJanitor();
 let gateway: NeonGateway;
@@ -16,15 +18,18 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres storage o
     await gateway?.close();
     await janitor.dropAll();
   });
-  runStorageConformance("postgres/neon-http", (clock) =>
-    createPostgresStorage(
-      new PostgresConfig()
-        .withDatabaseUrl(DATABASE_URL)
-        .withDriver("neon-http")
-        .withNeonFetchEndpoint(gateway.fetchEndpoint)
-        .withSchema(janitor.next())
-        .withAutoMigrate(true),
+  const open: StorageFactory = async (clock) =>
+    new Storage(
+      postgresBackend(
+        new PostgresConfig()
+          .withDatabaseUrl(DATABASE_URL)
+          .withDriver("neon-http")
+          .withNeonFetchEndpoint(gateway.fetchEndpoint)
+          .withSchema(janitor.next())
+          .withAutoMigrate(true),
+      ),
       { clock },
-    ),
-  );
+    );
+  runStorageConformance("postgres/neon-http", open);
+  runKvConformance("postgres/neon-http", open);
 });

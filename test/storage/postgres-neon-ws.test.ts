@@ -1,10 +1,12 @@
 import { afterAll, beforeAll } from "vitest";
 import ws from "ws";
 import { startNeonGateway, type NeonGateway } from "../../infra/neon-gateway.js";
-import { PostgresConfig, createPostgresStorage } from "../../src/adapters/storage/postgres/index.js";
+import { Storage } from "../../src/index.js";
+import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { DATABASE_URL, SchemaJanitor } from "../postgres/helpers.js";
-import { runStorageConformance } from "./conformance.js";
+import { runStorageConformance, type StorageFactory } from "./conformance.js";
+import { runKvConformance } from "./kv-conformance.js";
 
 const janitor = new SchemaJanitor();
 let gateway: NeonGateway;
@@ -17,23 +19,26 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres storage o
     await gateway?.close();
     await janitor.dropAll();
   });
-  runStorageConformance("postgres/neon-ws", (clock) =>
-    createPostgresStorage(
-      new PostgresConfig()
-        .withDatabaseUrl(DATABASE_URL)
-        .withDriver("neon-ws")
-        .withNeonSocket({
-          webSocketConstructor: ws,
-          wsProxy: (host, port) => gateway.wsProxy(host, port),
-          useSecureWebSocket: false,
-          pipelineConnect: false,
-          pipelineTLS: false,
-          coalesceWrites: false,
-        })
-        .withSchema(janitor.next())
-        .withMaxConnections(5)
-        .withAutoMigrate(true),
+  const open: StorageFactory = async (clock) =>
+    new Storage(
+      postgresBackend(
+        new PostgresConfig()
+          .withDatabaseUrl(DATABASE_URL)
+          .withDriver("neon-ws")
+          .withNeonSocket({
+            webSocketConstructor: ws,
+            wsProxy: (host, port) => gateway.wsProxy(host, port),
+            useSecureWebSocket: false,
+            pipelineConnect: false,
+            pipelineTLS: false,
+            coalesceWrites: false,
+          })
+          .withSchema(janitor.next())
+          .withMaxConnections(5)
+          .withAutoMigrate(true),
+      ),
       { clock },
-    ),
-  );
+    );
+  runStorageConformance("postgres/neon-ws", open);
+  runKvConformance("postgres/neon-ws", open);
 });

@@ -6,10 +6,12 @@
 import { describeWithService, serviceUp } from "../helpers/services.js";
 import { prefixes, redisStoragesFor } from "../redis/helpers.js";
 import { runStorageConformance } from "./conformance.js";
+import { runKvConformance } from "./kv-conformance.js";
 
 const keys = prefixes("upstash");
 
 describeWithService("redis", await serviceUp("redis"), "redis storage over the Upstash REST API", () => {
   const open = redisStoragesFor(keys);
   runStorageConformance("redis (@upstash/redis)", (clock) => open("upstash", clock));
+  runKvConformance("redis (@upstash/redis)", (clock) => open("upstash", clock));
 });

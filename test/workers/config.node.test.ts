@@ -26,7 +26,13 @@ describe("Cloudflare runtime config", () => {
   });
 
   it("reads vars from the env and names the one that is wrong", () => {
-    const c = configFromEnv({ QML_QUEUES: "critical, default", QML_BUDGET_MS: "60000", QML_MAX_JOBS: "40", QML_DEAD_LETTER_QUEUE: "dlq", QML_LOG_LEVEL: "warn" });
+    const c = configFromEnv({
+      QML_QUEUES: "critical, default",
+      QML_BUDGET_MS: "60000",
+      QML_MAX_JOBS: "40",
+      QML_DEAD_LETTER_QUEUE: "dlq",
+      QML_LOG_LEVEL: "warn",
+    });
     expect(c).toMatchObject({ queues: ["critical", "default"], budgetMs: 60_000, maxJobs: 40, deadLetterQueue: "dlq" });
     expect(() => configFromEnv({ QML_BUDGET_MS: "25s" })).toThrow(/QML_BUDGET_MS/);
     expect(() => configFromEnv({ QML_LOG_LEVEL: "loud" })).toThrow(/QML_LOG_LEVEL/);
@@ -34,10 +40,12 @@ describe("Cloudflare runtime config", () => {
   });
 
   it("takes API tokens from secrets and is never open", () => {
-    expect(authFromEnv({ QML_DASHBOARD_TOKEN: "a-very-long-admin-token, another-admin-token-x", QML_DASHBOARD_READ_TOKEN: "reader-token-0123456789" })).toEqual({
-      adminTokens: ["a-very-long-admin-token", "another-admin-token-x"],
-      readTokens: ["reader-token-0123456789"],
-    });
+    expect(authFromEnv({ QML_DASHBOARD_TOKEN: "a-very-long-admin-token, another-admin-token-x", QML_DASHBOARD_READ_TOKEN: "reader-token-0123456789" })).toEqual(
+      {
+        adminTokens: ["a-very-long-admin-token", "another-admin-token-x"],
+        readTokens: ["reader-token-0123456789"],
+      },
+    );
     expect(authFromEnv({})).toEqual({ adminTokens: [], readTokens: [] });
   });
 });

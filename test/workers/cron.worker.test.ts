@@ -6,10 +6,19 @@
  */
 import { expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
-import { JobState } from "../../src/core/job.js";
+import { Job, JobState } from "../../src/core/job.js";
 import type { Storage } from "../../src/core/storage.js";
+import { wakeUpMessage } from "../../src/adapters/runtime/serverless/wake-up.js";
 import { BACKENDS, makeStorage, suiteFor } from "./backends.js";
-import { harness } from "./fixtures/worker.js";
+import { harness, registry } from "./fixtures/worker.js";
+import { WorkerRegistry, WorkerResult } from "../../src/core/registry.js";
+
+/** The fixture's jobs, with `name` doing `fn` first (then succeeding). */
+function registryWith(name: string, fn: () => void): WorkerRegistry {
+  const r = new WorkerRegistry();
+  for (const n of registry.names()) r.register(n === name ? { methodName: n, execute: () => (fn(), WorkerResult.success()) } : registry.get(n)!);
+  return r;
+}
 import { deliver, runCron } from "./helpers.js";
 
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 30);
@@ -31,7 +40,7 @@ for (const backend of BACKENDS) {
   suiteFor(backend, `cron on ${backend}`, () => {
     it("a tick promotes a scheduled job once it is due, and runs it", async () => {
       const { clock, storage } = await setUp(backend);
-      const id = await storage.enqueueJob("echo", ["later"], { delay: 60_000 });
+      const id = await storage.enqueue(new Job("echo", ["later"], { delay: 60_000 }));
       expect((await state(storage, id)).state).toBe(JobState.Scheduled);
 
       await runCron(clock);
@@ -63,57 +72,60 @@ for (const backend of BACKENDS) {
       expect([...harness.runs.values()]).toEqual([1, 1]);
     });
 
-    it("a job whose timeout does not fit the budget is not started; its wake-up is retried; a larger budget runs it", async () => {
-      const { clock, storage } = await setUp(backend, { budgetMs: 5_000, safetyMs: 500 });
-      const id = await storage.enqueueJob("echo", ["big"], { timeout: 60_000 });
+    it("a job whose timeout does not fit what is left of the budget is not started; its wake-up is retried; a fresh invocation runs it", async () => {
+      const { clock, storage } = await setUp(backend, { budgetMs: 30_000, safetyMs: 500, concurrency: 1 });
+      // The first job spends 25 s of the budget; the second, with a 20 s timeout, would fit a whole invocation but not the 4.5 s left.
+      const [, id] = await storage.enqueue([new Job("takes_time", [25_000]), new Job("echo", ["big"], { timeout: 20_000 })]);
 
       await runCron(clock);
-      let job = await state(storage, id);
+      let job = await state(storage, id!);
       expect(job.state).toBe(JobState.Enqueued);
       expect(job.attempts).toBe(0);
       expect(job.history.at(-1)!.reason).toContain("would not finish");
-      expect(harness.runs.get(id)).toBeUndefined();
+      expect(harness.runs.get(id!)).toBeUndefined();
 
-      // The Queue consumer does the same and keeps the wake-up.
-      const first = await deliver([{ id, queue: "default", runAt: clock.now() }]);
+      // A Queue consumer whose budget is spent the same way keeps the wake-up.
+      const [, again] = await storage.enqueue([new Job("takes_time", [25_000]), new Job("echo", ["big"], { timeout: 20_000 })]);
+      const first = await deliver([wakeUpMessage("default", [id!, again!], clock.now())]);
       expect(first.result.explicitAcks).toEqual([]);
       expect(first.result.retryMessages.map((m) => m.msgId)).toEqual(first.ids);
-      expect((await state(storage, id)).state).toBe(JobState.Enqueued);
 
-      harness.config = { ...harness.config, budgetMs: 120_000 };
-      const second = await deliver([{ id, queue: "default", runAt: clock.now() }]);
+      // A fresh invocation with its whole budget runs them.
+      const second = await deliver([wakeUpMessage("default", [id!, again!], clock.now())]);
       expect(second.result.explicitAcks).toEqual(second.ids);
-      job = await state(storage, id);
+      job = await state(storage, id!);
       expect(job.state).toBe(JobState.Succeeded);
       expect(job.attempts).toBe(1);
     });
 
-    it("a job whose observed p95 duration does not fit the budget is left for an invocation with room for it", async () => {
-      const { clock, storage } = await setUp(backend, { budgetMs: 60_000 });
+    it("a job whose observed p95 duration does not fit what is left of the budget is left for an invocation with room for it", async () => {
+      const { clock, storage } = await setUp(backend, { budgetMs: 60_000, concurrency: 1 });
       // Teaches the isolate's duration stats that takes_time takes 20 s.
-      const learn = await storage.enqueueJob("takes_time", [20_000]);
+      const learn = await storage.enqueue(new Job("takes_time", [20_000]));
       await runCron(clock);
       expect((await state(storage, learn)).state).toBe(JobState.Succeeded);
 
-      harness.config = { ...harness.config, budgetMs: 10_000, safetyMs: 500 };
-      const id = await storage.enqueueJob("takes_time", [20_000]);
+      harness.config = { ...harness.config, budgetMs: 30_000, safetyMs: 500 };
+      const [, id] = await storage.enqueue([new Job("echo", ["first"], { timeout: 20_000 }), new Job("takes_time", [20_000])]);
+      // The echo job runs at once, but a ManualClock does not move by itself: move it as 15 s of work would.
+      harness.registry = registryWith("echo", () => void clock.advance(15_000));
       await runCron(clock);
-      let job = await state(storage, id);
+      let job = await state(storage, id!);
       expect(job.state).toBe(JobState.Enqueued);
       expect(job.attempts).toBe(0);
       expect(job.history.at(-1)!.reason).toContain("would not finish");
-      expect(harness.runs.get(id)).toBeUndefined();
+      expect(harness.runs.get(id!)).toBeUndefined();
 
-      harness.config = { ...harness.config, budgetMs: 60_000 };
+      harness.registry = undefined;
       await runCron(clock);
-      job = await state(storage, id);
+      job = await state(storage, id!);
       expect(job.state).toBe(JobState.Succeeded);
-      expect(harness.runs.get(id)).toBe(1);
+      expect(harness.runs.get(id!)).toBe(1);
     });
 
     it("a tick whose budget runs out hands its running job back; the next tick finishes it", async () => {
       const { clock, storage } = await setUp(backend, { budgetMs: 400, safetyMs: 100 });
-      const id = await storage.enqueueJob("gated");
+      const id = await storage.enqueue(new Job("gated"));
 
       await runCron(clock);
       let job = await state(storage, id);
@@ -134,9 +146,9 @@ for (const backend of BACKENDS) {
 
     it("a job held by an invocation that was killed is finished by a tick after its lease ran out", async () => {
       const { clock, storage } = await setUp(backend, { leaseMs: 30_000 });
-      const id = await storage.enqueueJob("echo", ["orphan"]);
+      const id = await storage.enqueue(new Job("echo", ["orphan"]));
       // What a killed invocation leaves behind: a claim whose holder never writes again.
-      const [claimed] = await storage.claim({ queues: ["default"], limit: 1, owner: "cf-queue-killed", leaseMs: 30_000, now: clock.now() });
+      const [claimed] = await storage.driver.claim({ queues: ["default"], limit: 1, owner: "cf-queue-killed", leaseMs: 30_000, now: clock.now() });
       expect(claimed?.id).toBe(id);
 
       await runCron(clock);

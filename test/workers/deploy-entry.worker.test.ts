@@ -1,14 +1,14 @@
 /**
  * The reference deployment's entry (deploy/cloudflare/src/worker.ts) in
- * workerd, configured only through its env as wrangler would: it picks
- * Upstash or Neon from QML_STORAGE, serves the API behind the token secret,
- * and its cron tick runs what the API enqueued.
+ * workerd, configured only through its env as wrangler would: it picks D1,
+ * Upstash or Neon from QML_STORAGE (D1 when unset), serves the API behind
+ * the token secret, and its cron tick runs what the API enqueued.
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { expect, it } from "vitest";
 import { systemClock } from "../../src/core/clock.js";
 import deployed from "../../deploy/cloudflare/src/worker.js";
-import { deployEnvFor, suiteFor } from "./backends.js";
+import { d1Binding, deployEnvFor, freshD1, suiteFor } from "./backends.js";
 import { ADMIN_TOKEN } from "./fixtures/worker.js";
 import { runCron } from "./helpers.js";
 
@@ -27,9 +27,10 @@ async function call(env: Record<string, unknown>, path: string, init: { method?:
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
-for (const backend of ["upstash", "neon"] as const) {
+for (const backend of ["d1", "upstash", "neon"] as const) {
   suiteFor(backend, `deploy entry on ${backend}`, () => {
     it("serves the API behind the token secret and runs what it enqueued on the cron tick", async () => {
+      if (backend === "d1") await freshD1();
       // No QML_QUEUE binding here: the cron tick alone must run the job.
       const env = { ...deployEnvFor(backend), QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" };
 
@@ -51,8 +52,19 @@ for (const backend of ["upstash", "neon"] as const) {
 }
 
 it("answers a problem document, not a stack trace, when the deployment lacks its settings", async () => {
-  const r = await call({ QML_STORAGE: "redis", QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" }, "/api/stats", { token: ADMIN_TOKEN });
-  expect(r.status).toBe(500);
-  expect(r.body.code).toBe("INTERNAL");
-  expect(JSON.stringify(r.body)).not.toContain("UPSTASH");
+  for (const storage of ["redis", "sqlite"]) {
+    const r = await call({ QML_STORAGE: storage, QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" }, "/api/stats", { token: ADMIN_TOKEN });
+    expect(r.status).toBe(500);
+    expect(r.body.code).toBe("INTERNAL");
+    expect(JSON.stringify(r.body)).not.toMatch(/UPSTASH|QML_DB|d1_databases/);
+  }
+});
+
+it("runs on D1 when QML_STORAGE is not set: the deployment needs nothing outside Cloudflare", async () => {
+  await freshD1();
+  const env = { QML_DB: d1Binding(), QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" };
+  const created = await call(env, "/api/jobs", { body: { name: "send_email", args: ["ada@example.com"] }, token: ADMIN_TOKEN });
+  expect(created.status).toBe(201);
+  const tables = await d1Binding().prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name = 'qml_jobs'").all();
+  expect(tables.results).toEqual([{ name: "qml_jobs" }]);
 });

@@ -6,14 +6,16 @@
 import { expect, it, vi } from "vitest";
 import { storageFromEnv } from "../../deploy/cloudflare/src/storage.js";
 import client, { type Env as ClientEnv } from "../../examples/cloudflare_client.js";
-import { deployEnvFor, suiteFor } from "./backends.js";
+import { deployEnvFor, freshD1, suiteFor } from "./backends.js";
 import { harness } from "./fixtures/worker.js";
 import { testEnv } from "./helpers.js";
 
-for (const backend of ["upstash", "neon"] as const) {
+for (const backend of ["d1", "upstash", "neon"] as const) {
   suiteFor(backend, `edge client on ${backend}`, () => {
     it("enqueues from another Worker; the wake-up gets the job run now and its scheduled twin later", async () => {
-      const env: ClientEnv = { ...deployEnvFor(backend), QML_QUEUE: testEnv.QML_QUEUE };
+      // On D1: the same database bound to both Workers (one `d1_databases` entry in each wrangler.jsonc).
+      if (backend === "d1") await freshD1();
+      const env = { ...deployEnvFor(backend), QML_QUEUE: testEnv.QML_QUEUE } as ClientEnv;
       // The qml Worker under test reads the same store.
       const storage = await storageFromEnv(env);
       harness.reset(storage);

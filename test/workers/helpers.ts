@@ -17,7 +17,10 @@ export interface ApiReply<T = Record<string, unknown>> {
 }
 
 /** A request to the Worker's fetch handler through its service binding, as an admin. */
-export async function api<T = Record<string, unknown>>(path: string, init: { method?: string; body?: unknown; token?: string | null } = {}): Promise<ApiReply<T>> {
+export async function api<T = Record<string, unknown>>(
+  path: string,
+  init: { method?: string; body?: unknown; token?: string | null } = {},
+): Promise<ApiReply<T>> {
   const headers: Record<string, string> = {};
   if (init.token !== null) headers.authorization = `Bearer ${init.token ?? ADMIN_TOKEN}`;
   if (init.body !== undefined) headers["content-type"] = "application/json";
@@ -71,7 +74,10 @@ export interface QueueResult {
 let seq = 0;
 
 /** Hands `bodies` to the Queue handler as one batch and returns what it did with each message. */
-export async function deliver(bodies: unknown[], options: { queue?: string; attempts?: number; timestamp?: Date } = {}): Promise<{ ids: string[]; result: QueueResult }> {
+export async function deliver(
+  bodies: unknown[],
+  options: { queue?: string; attempts?: number; timestamp?: Date } = {},
+): Promise<{ ids: string[]; result: QueueResult }> {
   const messages = bodies.map((body) => ({
     id: `msg-${++seq}`,
     timestamp: options.timestamp ?? new Date(Date.now() - 60_000),

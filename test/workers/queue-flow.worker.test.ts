@@ -5,6 +5,7 @@
  */
 import { SELF, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
+import { Job } from "../../src/core/job.js";
 import { BACKENDS, makeStorage, suiteFor } from "./backends.js";
 import worker, { ADMIN_TOKEN, harness } from "./fixtures/worker.js";
 import { api, testEnv, waitForState } from "./helpers.js";
@@ -25,8 +26,8 @@ for (const backend of BACKENDS) {
       expect(harness.runs.get(id)).toBe(1);
 
       // The wake-up is acknowledged once the outcome is stored, and only then.
-      await vi.waitUntil(() => harness.deliveries.some((d) => d.jobId === id), { timeout: 5000, interval: 20 });
-      expect(harness.deliveries.filter((d) => d.jobId === id).map((d) => d.action)).toEqual(["ack"]);
+      await vi.waitUntil(() => harness.deliveries.some((d) => d.jobIds.includes(id)), { timeout: 5000, interval: 20 });
+      expect(harness.deliveries.filter((d) => d.jobIds.includes(id)).map((d) => d.action)).toEqual(["ack"]);
       expect(harness.sent.filter((w) => w.id === id)).toHaveLength(1);
     });
 
@@ -47,8 +48,11 @@ for (const backend of BACKENDS) {
       // was waiting, not failing to be handled); both end acknowledged, and
       // nothing for this job is left on the queue: every message sent was
       // delivered and acked.
-      await vi.waitUntil(() => harness.deliveries.filter((d) => d.jobId === id).length >= harness.sent.filter((w) => w.id === id).length, { timeout: 5000, interval: 20 });
-      const deliveries = harness.deliveries.filter((d) => d.jobId === id);
+      await vi.waitUntil(() => harness.deliveries.filter((d) => d.jobIds.includes(id)).length >= harness.sent.filter((w) => w.id === id).length, {
+        timeout: 5000,
+        interval: 20,
+      });
+      const deliveries = harness.deliveries.filter((d) => d.jobIds.includes(id));
       expect(harness.sent.filter((w) => w.id === id)).toHaveLength(2);
       expect(deliveries.map((d) => d.action)).toEqual(["ack", "ack"]);
       expect(harness.deadLetters).toEqual([]);
@@ -80,7 +84,7 @@ describe("fetch", () => {
   it("pushes live snapshots over a WebSocket from workerd", async () => {
     const storage = await makeStorage("memory");
     harness.reset(storage);
-    await storage.enqueueJob("echo", ["live"], { delay: 60_000 });
+    await storage.enqueue(new Job("echo", ["live"], { delay: 60_000 }));
     const res = await SELF.fetch("https://qml.test/ws", { headers: { upgrade: "websocket", authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(res.status).toBe(101);
     const ws = res.webSocket!;

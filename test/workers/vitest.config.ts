@@ -2,10 +2,12 @@
  * The Cloudflare runtime's tests, as two Vitest projects:
  *
  * - "workers": inside workerd through @cloudflare/vitest-pool-workers, with
- *   a real local Queue (producer, consumer, dead-letter queue) and the
- *   Upstash/Neon gateways in front of the real Redis and PostgreSQL
- *   (started in Node by global-setup.ts);
- * - "workers-node": what runs in Node around it (`wrangler deploy --dry-run`).
+ *   a real local Queue (producer, consumer, dead-letter queue), a local D1
+ *   database (binding QML_DB, emptied by each test that needs a fresh
+ *   store: backends.ts) and the Upstash/Neon gateways in front of the real
+ *   Redis and PostgreSQL (started in Node by global-setup.ts);
+ * - "workers-node": what runs in Node around it (`wrangler deploy --dry-run`,
+ *   `npm run dev:cloudflare`).
  *
  *   npx vitest run --config test/workers/vitest.config.ts
  *
@@ -26,8 +28,9 @@ export const workersProjects: TestProjectInlineConfiguration[] = [
         main: at("./fixtures/worker.ts"),
         miniflare: {
           compatibilityDate: "2026-04-20",
-          bindings: { QML_DASHBOARD_TOKEN: "test-admin-token-0123456789" },
+          bindings: { QML_DASHBOARD_TOKEN: "test-admin-token-0123456789", QML_METRICS_TOKEN: "test-metrics-token-0123456789abcdef" },
           queueProducers: { QML_QUEUE: { queueName: "qml-wakeups" } },
+          d1Databases: { QML_DB: "qml-test" },
           queueConsumers: {
             "qml-wakeups": { maxBatchTimeout: 0.05, maxRetries: 3, deadLetterQueue: "qml-dlq" },
             "qml-dlq": { maxBatchTimeout: 0.05 },

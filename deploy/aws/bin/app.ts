@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import { ConfigError } from "../../../src/core/errors.js";
 import { bundleHandler } from "../lib/bundle.js";
 import { QmlStack, type QmlStorageKind } from "../lib/qml-stack.js";
 
@@ -27,16 +28,20 @@ const app = new App(outdir ? { outdir } : {});
 const setting = (key: string, envName: string, def: string): string => String(app.node.tryGetContext(key) ?? process.env[envName] ?? def);
 
 const storage = setting("qml:storage", "QML_STORAGE", "postgres");
-if (storage !== "postgres" && storage !== "redis") throw new Error(`[qml] [aws] qml:storage must be postgres or redis; got ${storage}`);
+if (storage !== "postgres" && storage !== "redis") throw new ConfigError(`qml:storage must be postgres or redis; got ${storage}`, { scope: "aws" });
 const pgDriver = setting("qml:pgDriver", "QML_POSTGRES_DRIVER", "pg");
-if (!["pg", "neon-http", "neon-ws"].includes(pgDriver)) throw new Error(`[qml] [aws] qml:pgDriver must be pg, neon-http or neon-ws; got ${pgDriver}`);
+if (!["pg", "neon-http", "neon-ws"].includes(pgDriver))
+  throw new ConfigError(`qml:pgDriver must be pg, neon-http or neon-ws; got ${pgDriver}`, { scope: "aws" });
 
 const bundle = await bundleHandler();
 const stack = new QmlStack(app, setting("qml:stackName", "QML_STACK_NAME", "Qml"), {
   code: lambda.Code.fromAsset(bundle.dir),
   secretName: setting("qml:secretName", "QML_SECRET_NAME", "qml/production"),
   storage: storage as QmlStorageKind,
-  queues: setting("qml:queues", "QML_QUEUES", "default").split(",").map((q) => q.trim()).filter(Boolean),
+  queues: setting("qml:queues", "QML_QUEUES", "default")
+    .split(",")
+    .map((q) => q.trim())
+    .filter(Boolean),
   postgresDriver: pgDriver as "pg" | "neon-http" | "neon-ws",
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });

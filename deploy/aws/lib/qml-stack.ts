@@ -6,7 +6,7 @@
  *                               └─► dead-letter queue (after maxReceiveCount)
  *   Function URL ──► API function (dashboard + REST API, tokens required) ─┘
  *
- * - One bundle, three functions (Node 22, arm64), each with its own role,
+ * - One bundle, three functions (Node 24, arm64), each with its own role,
  *   log group and timeout.
  * - SQS visibility timeout = 6 × the consumer's timeout (AWS's advice for
  *   Lambda event sources: a message is not redelivered while a batch that
@@ -35,6 +35,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
+import { ConfigError } from "../../../src/core/errors.js";
 
 export type QmlStorageKind = "postgres" | "redis";
 
@@ -83,7 +84,7 @@ export class QmlStack extends Stack {
     const apiTimeout = props.apiTimeout ?? Duration.seconds(30);
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const queues = props.queues ?? ["default"];
-    for (const q of queues) if (!/^[A-Za-z0-9_.-]{1,64}$/.test(q)) throw new Error(`[qml] [aws] invalid queue name ${JSON.stringify(q)}`);
+    for (const q of queues) if (!/^[A-Za-z0-9_.-]{1,64}$/.test(q)) throw new ConfigError(`invalid queue name ${JSON.stringify(q)}`, { scope: "aws" });
 
     this.deadLetterQueue = new sqs.Queue(this, "DeadLetterQueue", {
       retentionPeriod: Duration.days(14),
@@ -127,7 +128,7 @@ export class QmlStack extends Stack {
       this.queue.grantSendMessages(execRole);
       return new lambda.Function(this, `${name}Function`, {
         description,
-        runtime: props.runtime ?? lambda.Runtime.NODEJS_22_X,
+        runtime: props.runtime ?? lambda.Runtime.NODEJS_24_X,
         architecture: lambda.Architecture.ARM_64,
         code: props.code,
         handler,

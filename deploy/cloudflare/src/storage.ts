@@ -1,26 +1,37 @@
 /**
- * The job store a Worker's env names, over HTTP drivers only:
+ * The job store a Worker's env names:
  *
+ *   QML_STORAGE=sqlite    (default) a D1 database, the binding QML_DB
+ *                         (`d1_databases` in wrangler.jsonc): nothing outside Cloudflare
  *   QML_STORAGE=redis     Upstash Redis over its REST API
  *                         (UPSTASH_REDIS_REST_URL + the UPSTASH_REDIS_REST_TOKEN secret)
  *   QML_STORAGE=postgres  Neon over HTTP, one statement per request (the DATABASE_URL secret)
  *
- * HTTP drivers hold no connection, so one store object per isolate serves
- * every request (workerd forbids handing a socket from one request to
- * another). The modules are imported one by one, not through the Postgres
- * and Redis package indexes, so that the bundle never contains `pg` or
- * `ioredis`.
+ * None holds a connection (D1 is a binding, the other two speak HTTP), so
+ * one store object per isolate serves every request (workerd forbids
+ * handing a socket from one request to another). The backends are imported
+ * by their own modules, not through the package indexes, so that the
+ * bundle never contains `pg`, `ioredis` or `better-sqlite3`
+ * (test/workers/deploy.node.test.ts checks the bundle).
  */
 import { RedisConfig } from "../../../src/adapters/storage/redis/config.js";
-import { UpstashDriver } from "../../../src/adapters/storage/redis/drivers/upstash.js";
-import { RedisStorage } from "../../../src/adapters/storage/redis/redis-storage.js";
-import { createNeonHttpDriver } from "../../../src/adapters/storage/postgres/drivers/neon.js";
-import { PostgresStorage } from "../../../src/adapters/storage/postgres/postgres-storage.js";
-import { ConfigError, type Storage } from "../../../src/index.js";
+import { redisBackend } from "../../../src/adapters/storage/redis/redis-backend.js";
+import { PostgresConfig } from "../../../src/adapters/storage/postgres/config.js";
+import { PostgresBackend } from "../../../src/adapters/storage/postgres/postgres-backend.js";
+import { SqliteConfig } from "../../../src/adapters/storage/sqlite/config.js";
+import { SqliteBackend } from "../../../src/adapters/storage/sqlite/sqlite-backend.js";
+import { d1Driver, isD1Database, type D1DatabaseLike } from "../../../src/adapters/storage/sqlite/drivers/d1.js";
+import { ConfigError, Storage } from "../../../src/index.js";
+import { rawEnv, readEnv } from "../../../src/core/config/env.js";
+
+/** The name of the D1 binding the sqlite store runs on. */
+export const D1_BINDING = "QML_DB";
 
 export interface StorageEnv {
-  /** "redis" (default) or "postgres". */
+  /** "sqlite" (default: D1), "redis" (Upstash) or "postgres" (Neon). */
   QML_STORAGE?: string;
+  /** The D1 database (a `d1_databases` binding in wrangler.jsonc). */
+  QML_DB?: D1DatabaseLike;
   UPSTASH_REDIS_REST_URL?: string;
   /** Secret. */
   UPSTASH_REDIS_REST_TOKEN?: string;
@@ -32,41 +43,64 @@ export interface StorageEnv {
   QML_POSTGRES_SCHEMA?: string;
 }
 
-function required(env: StorageEnv, name: "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN" | "DATABASE_URL"): string {
-  const v = env[name];
-  if (typeof v !== "string" || v.length === 0) {
-    throw new ConfigError(`[qml] [cloudflare] ${name} is not set (a var in wrangler.jsonc, or: npx wrangler secret put ${name})`);
+/**
+ * The store an env names, read through qml's table of environment
+ * variables (README "Configuration"); synchronous and without I/O (every
+ * backend reaches its store on first use). createWorker builds it once per isolate
+ * and migrates it once (`migrate: true`): idempotent, and cheap once current.
+ */
+export function storageFromEnv(env: StorageEnv): Storage {
+  const e = env as Record<string, unknown>;
+  const settings = readEnv(e, "workers");
+  const required = (value: string | undefined, name: string): string => {
+    if (value === undefined)
+      throw new ConfigError(`${name} is not set (a var in wrangler.jsonc, or: npx wrangler secret put ${name})`, { scope: "cloudflare" });
+    return value;
+  };
+  // Encrypted arguments: the keys are a secret (npx wrangler secret put QML_ENCRYPTION_KEYS).
+  const options = {
+    ...(settings.encryptionKeys ? { encryption: settings.encryptionKeys } : {}),
+    ...(settings.queueLimits ? { queueLimits: settings.queueLimits } : {}),
+  };
+  // This deployment's default is D1: it needs no account outside Cloudflare
+  // (memory would not outlive an isolate).
+  const kind = rawEnv(e, "QML_STORAGE") === undefined ? "sqlite" : settings.storage;
+  if (kind === "sqlite") {
+    const db = e[D1_BINDING];
+    if (!isD1Database(db)) {
+      throw new ConfigError(
+        `QML_STORAGE=sqlite needs the D1 binding ${D1_BINDING}: a "d1_databases" entry in wrangler.jsonc ({ "binding": "${D1_BINDING}", "database_name": "qml" })`,
+        { scope: "cloudflare" },
+      );
+    }
+    // The binding holds no connection: one backend per isolate and env, as for the HTTP drivers.
+    const config = new SqliteConfig().withDriver(d1Driver(db));
+    if (settings.finishedJobTtlMs !== undefined) config.withFinishedJobTtl(settings.finishedJobTtlMs);
+    if (settings.maxFinishedJobs !== undefined) config.withMaxFinishedJobs(settings.maxFinishedJobs);
+    return new Storage(new SqliteBackend(config.resolve()), options);
   }
-  return v;
-}
-
-/** Built once per isolate (createWorker caches it); migrate() is idempotent and cheap once the schema is current. */
-export async function storageFromEnv(env: StorageEnv): Promise<Storage> {
-  const kind = (env.QML_STORAGE ?? "redis").trim().toLowerCase();
   if (kind === "redis") {
-    const config = new RedisConfig().withUrl(required(env, "UPSTASH_REDIS_REST_URL")).withToken(required(env, "UPSTASH_REDIS_REST_TOKEN"));
-    if (env.QML_REDIS_PREFIX) config.withKeyPrefix(env.QML_REDIS_PREFIX);
-    const resolved = config.resolve();
-    const driver = new UpstashDriver({
-      url: resolved.url,
-      token: resolved.token!,
-      commandTimeoutMs: resolved.commandTimeoutMs,
-      retries: resolved.retries,
-      autoPipelining: resolved.autoPipelining,
-    });
-    const storage = new RedisStorage(driver, resolved);
-    await storage.migrate();
-    return storage;
+    const config = new RedisConfig()
+      .withUrl(required(settings.redisUrl ?? settings.upstashUrl, "UPSTASH_REDIS_REST_URL"))
+      .withToken(required(settings.upstashToken, "UPSTASH_REDIS_REST_TOKEN"));
+    if (settings.redisPrefix) config.withKeyPrefix(settings.redisPrefix);
+    if (settings.finishedJobTtlMs !== undefined) config.withFinishedJobTtl(settings.finishedJobTtlMs);
+    if (settings.maxFinishedJobs !== undefined) config.withMaxFinishedJobs(settings.maxFinishedJobs);
+    return new Storage(redisBackend(config), options);
   }
   if (kind === "postgres") {
-    const driver = createNeonHttpDriver({
-      connectionString: required(env, "DATABASE_URL"),
-      ...(env.QML_NEON_FETCH_ENDPOINT ? { fetchEndpoint: env.QML_NEON_FETCH_ENDPOINT } : {}),
-    });
-    const storage = new PostgresStorage(driver, env.QML_POSTGRES_SCHEMA ? { schema: env.QML_POSTGRES_SCHEMA } : {});
-    await storage.migrate();
-    return storage;
+    // Neon over HTTP: the driver that works on Workers without a socket held across requests.
+    const config = new PostgresConfig().withDatabaseUrl(required(settings.databaseUrl, "DATABASE_URL")).withDriver(settings.postgresDriver ?? "neon-http");
+    if (env.QML_NEON_FETCH_ENDPOINT) config.withNeonFetchEndpoint(env.QML_NEON_FETCH_ENDPOINT);
+    if (settings.postgresSchema) config.withSchema(settings.postgresSchema);
+    if (settings.finishedJobTtlMs !== undefined) config.withFinishedJobTtl(settings.finishedJobTtlMs);
+    if (settings.maxFinishedJobs !== undefined) config.withMaxFinishedJobs(settings.maxFinishedJobs);
+    return new Storage(new PostgresBackend(config.resolve()), options);
   }
-  throw new ConfigError(`[qml] [cloudflare] QML_STORAGE=${JSON.stringify(env.QML_STORAGE)} is not supported on Workers: use "redis" (Upstash) or "postgres" (Neon)`);
+  throw new ConfigError(
+    `QML_STORAGE=${JSON.stringify(env.QML_STORAGE)} is not supported on Workers: use "sqlite" (D1), "redis" (Upstash) or "postgres" (Neon)`,
+    {
+      scope: "cloudflare",
+    },
+  );
 }
-

@@ -11,5 +11,7 @@ export {
   type Role,
   type TokenAuthOptions,
 } from "./auth.js";
-export { LiveFeed, type LiveError, type LiveSnapshot, type RecentJob } from "./live.js";
+export { METRICS_CONTENT_TYPE, MetricsEndpoint, type MetricsOptions } from "./metrics.js";
+export { LiveFeed, type LiveError, type LiveFrame, type LiveSnapshot, type RecentJob } from "./live.js";
 export { HttpProblem, problemResponse, toProblem, type FieldIssue, type Problem } from "./problem.js";
+export { throttleOption, type ThrottleOptions } from "./throttle.js";

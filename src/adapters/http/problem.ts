@@ -5,15 +5,7 @@
  * store, the auth layer), leaves through `problemResponse`, so a client
  * parses one shape: `{ type, title, status, detail, code, errors? }`.
  */
-import {
-  ErrorCode,
-  InvalidStateError,
-  NotFoundError,
-  QmlError,
-  StorageUnavailableError,
-  UnknownJobNameError,
-  ValidationError,
-} from "../../core/errors.js";
+import { ErrorCode, InvalidStateError, NotFoundError, QmlError, StorageUnavailableError, UnknownJobNameError, ValidationError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 
 export interface FieldIssue {
@@ -44,6 +36,7 @@ const TITLES: Record<number, string> = {
   415: "Unsupported Media Type",
   422: "Unprocessable Content",
   426: "Upgrade Required",
+  429: "Too Many Requests",
   500: "Internal Server Error",
   501: "Not Implemented",
   503: "Service Unavailable",
@@ -60,8 +53,7 @@ export class HttpProblem extends Error {
 }
 
 export const badRequest = (detail: string) => new HttpProblem(400, "BAD_REQUEST", detail);
-export const unauthorized = (detail: string) =>
-  new HttpProblem(401, "UNAUTHORIZED", detail, { headers: { "WWW-Authenticate": 'Bearer realm="qml"' } });
+export const unauthorized = (detail: string) => new HttpProblem(401, "UNAUTHORIZED", detail, { headers: { "WWW-Authenticate": 'Bearer realm="qml"' } });
 export const forbidden = (code: string, detail: string) => new HttpProblem(403, code, detail);
 
 /** The problem a thrown value stands for. Unknown errors become a 500 that reveals nothing. */
@@ -77,18 +69,15 @@ export function toProblem(e: unknown, logger?: Logger): Problem {
       headers: { "Retry-After": String(seconds) },
     };
   }
-  if (e instanceof UnknownJobNameError) return { status: 422, title: TITLES[422]!, code: e.code, detail: clean(e.message), errors: [{ field: "name", message: clean(e.message) }] };
+  if (e instanceof UnknownJobNameError)
+    return { status: 422, title: TITLES[422]!, code: e.code, detail: e.message, errors: [{ field: "name", message: e.message }] };
   if (e instanceof ValidationError) {
-    return { status: 422, title: TITLES[422]!, code: e.code, detail: clean(e.message), errors: [{ field: e.field ?? "", message: clean(e.message) }] };
+    return { status: 422, title: TITLES[422]!, code: e.code, detail: e.message, errors: [{ field: e.field ?? "", message: e.message }] };
   }
-  if (e instanceof NotFoundError) return { status: 404, title: TITLES[404]!, code: e.code, detail: clean(e.message) };
-  if (e instanceof InvalidStateError) return { status: 409, title: TITLES[409]!, code: e.code, detail: clean(e.message) };
-  if (e instanceof QmlError && e.code === ErrorCode.Config) {
-    logger?.error("dashboard misconfigured", { error: e.message });
-    return { status: 500, title: TITLES[500]!, code: "INTERNAL", detail: "internal error" };
-  }
+  if (e instanceof NotFoundError) return { status: 404, title: TITLES[404]!, code: e.code, detail: e.message };
+  if (e instanceof InvalidStateError) return { status: 409, title: TITLES[409]!, code: e.code, detail: e.message };
   // A driver's message may carry hosts or credentials: log it, never send it.
-  logger?.error("dashboard request failed", { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+  logger?.error(e instanceof QmlError && e.code === ErrorCode.Config ? "dashboard misconfigured" : "dashboard request failed", { error: e });
   return { status: 500, title: TITLES[500]!, code: "INTERNAL", detail: "internal error" };
 }
 
@@ -105,8 +94,4 @@ export function problemResponse(p: Problem, instance?: string): Response {
   const headers = new Headers({ "Content-Type": "application/problem+json; charset=utf-8", "Cache-Control": "no-store" });
   for (const [k, v] of Object.entries(p.headers ?? {})) headers.set(k, v);
   return new Response(JSON.stringify(body), { status: p.status, headers });
-}
-
-function clean(message: string): string {
-  return message.startsWith("[qml] ") ? message.slice(6) : message;
 }

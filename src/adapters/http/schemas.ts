@@ -1,19 +1,21 @@
 /**
  * The HTTP contract, as zod schemas. They check shape and bounds at the
- * edge so a client gets every field's problem at once; the core validates
- * again when it builds records (it is the last word, and the only one for
- * non-HTTP callers).
+ * edge so a client gets every field's problem at once; the bounds are the
+ * core's own (core/config/bounds.ts), and the core validates again when it
+ * builds records (it is the last word, and the only one for non-HTTP
+ * callers).
  */
 import { z } from "zod";
-import { ALL_STATES, JOB_NAME, MAX_UNIQUE_KEY_LENGTH, QUEUE_NAME, RECURRING_ID, type JobState } from "../../core/job.js";
+import { bounds } from "../../core/config/bounds.js";
+import { ALL_STATES, type JobState } from "../../core/job.js";
+import { MAX_FLOW_JOBS } from "../../core/flows.js";
+import { MAX_ID_LENGTH, MAX_LIMIT_KEY_LENGTH, MAX_SEARCH_TEXT_LENGTH, MAX_UNIQUE_KEY_LENGTH } from "../../core/rules.js";
 import { HttpProblem, type FieldIssue } from "./problem.js";
 
-const DAY = 24 * 3600_000;
-
-export const queueName = z.string().regex(QUEUE_NAME, 'queue must be 1-64 characters of letters, digits, "_", "-" or "."');
-export const jobName = z.string().regex(JOB_NAME, 'name must be 1-128 characters of letters, digits, "_", "-", "." or "/"');
-export const recurringId = z.string().regex(RECURRING_ID, 'recurring id must be 1-128 characters of letters, digits, "_", "-", "." or "/"');
-export const jobId = z.string().min(1).max(200);
+export const queueName = bounds.queueName;
+export const jobName = bounds.jobName;
+export const recurringId = bounds.recurringId;
+export const jobId = z.string().min(1).max(MAX_ID_LENGTH);
 const state = z.enum(ALL_STATES as [JobState, ...JobState[]]);
 const args = z.array(z.unknown()).max(10_000);
 const metadata = z.record(z.string(), z.unknown());
@@ -22,7 +24,12 @@ const int = (min: number, max: number) => z.number().int().min(min).max(max);
 /** Comma-separated or repeated `state` values. */
 const stateList = z
   .array(z.string())
-  .transform((v) => v.flatMap((s) => s.split(",")).map((s) => s.trim()).filter((s) => s.length > 0))
+  .transform((v) =>
+    v
+      .flatMap((s) => s.split(","))
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  )
   .pipe(z.array(state).max(ALL_STATES.length));
 
 export const listQuery = z
@@ -30,7 +37,7 @@ export const listQuery = z
     state: stateList.optional(),
     queue: queueName.optional(),
     name: jobName.optional(),
-    q: z.string().max(200).optional(),
+    q: z.string().max(MAX_SEARCH_TEXT_LENGTH).optional(),
     limit: z.coerce.number().int().min(1).max(500).optional(),
     cursor: z.string().max(1000).optional(),
     sort: z.enum(["createdAt", "updatedAt", "runAt"]).optional(),
@@ -40,35 +47,85 @@ export const listQuery = z
 
 export const statsQuery = z
   .object({
-    minutes: z.coerce.number().int().min(1).max(24 * 60).optional(),
-    hours: z.coerce.number().int().min(1).max(24 * 31).optional(),
+    minutes: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60)
+      .optional(),
+    hours: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 31)
+      .optional(),
   })
   .strict();
 
+const limitKey = z.string().min(1).max(MAX_LIMIT_KEY_LENGTH);
+
+/** Encrypt the arguments at rest (true), or these top-level fields of the object arguments (JobOptions.encrypt). */
+const encrypt = z.union([z.boolean(), z.array(z.string().min(1).max(200)).min(1).max(100)]);
+
+/** `after`: enqueue as a continuation of job `id` (Storage.continueWith). */
+const after = z.object({ id: jobId, on: z.enum(["success", "failure", "any"]).optional() }).strict();
+
+/** The fields of a job that a flow's node and a single enqueue share. */
+const jobFields = {
+  name: jobName,
+  args: args.optional(),
+  queue: queueName.optional(),
+  priority: bounds.priority.optional(),
+  maxAttempts: bounds.maxAttempts.optional(),
+  timeout: bounds.timeoutMs.optional(),
+  concurrency: z.object({ key: limitKey, limit: bounds.limit }).strict().optional(),
+  rateLimit: z.object({ key: limitKey, limit: bounds.limit, interval: bounds.rateIntervalMs }).strict().optional(),
+  metadata: metadata.optional(),
+  encrypt: encrypt.optional(),
+};
+export type JobFieldsBody = z.infer<z.ZodObject<typeof jobFields>>;
+
 export const enqueueBody = z
   .object({
-    name: jobName,
-    args: args.optional(),
-    queue: queueName.optional(),
-    priority: int(-1_000_000, 1_000_000).optional(),
-    maxAttempts: int(1, 1000).optional(),
+    ...jobFields,
     /** Milliseconds from now. */
-    delay: int(0, 366 * DAY).optional(),
+    delay: bounds.delayMs.optional(),
     /** ISO 8601 with an offset, or epoch milliseconds. */
     runAt: z.union([z.iso.datetime({ offset: true }), z.number().int().min(0)]).optional(),
     uniqueKey: z.string().min(1).max(MAX_UNIQUE_KEY_LENGTH).optional(),
-    timeout: int(1, 7 * DAY).optional(),
-    metadata: metadata.optional(),
+    uniqueMode: z.enum(["first", "debounce"]).optional(),
+    uniqueTtl: bounds.uniqueTtlMs.optional(),
+    after: after.optional(),
   })
   .strict()
-  .refine((b) => b.delay === undefined || b.runAt === undefined, { message: "give delay or runAt, not both", path: ["runAt"] });
+  .refine((b) => b.delay === undefined || b.runAt === undefined, { message: "give delay or runAt, not both", path: ["runAt"] })
+  .refine((b) => b.after === undefined || b.uniqueMode !== "debounce", {
+    message: 'a continuation cannot be debounced (uniqueMode "debounce")',
+    path: ["after"],
+  });
+
+/** One job of a flow: the enqueue fields, its children, and what a failed child does to it. */
+export interface FlowNodeBody extends JobFieldsBody {
+  children?: FlowNodeBody[] | undefined;
+  onChildFailure?: "fail" | "ignore" | "remove" | undefined;
+}
+
+export const flowNodeBody: z.ZodType<FlowNodeBody> = z.lazy(() =>
+  z
+    .object({
+      ...jobFields,
+      children: z.array(flowNodeBody).max(MAX_FLOW_JOBS).optional(),
+      onChildFailure: z.enum(["fail", "ignore", "remove"]).optional(),
+    })
+    .strict(),
+);
 
 export const filterBody = z
   .object({
     state: z.union([state, z.array(state).min(1).max(ALL_STATES.length)]).optional(),
     queue: queueName.optional(),
     name: jobName.optional(),
-    text: z.string().min(1).max(200).optional(),
+    text: z.string().min(1).max(MAX_SEARCH_TEXT_LENGTH).optional(),
   })
   .strict();
 
@@ -92,9 +149,9 @@ export const recurringBody = z
     name: jobName,
     args: args.optional(),
     queue: queueName.optional(),
-    priority: int(-1_000_000, 1_000_000).optional(),
-    maxAttempts: int(1, 1000).optional(),
-    timeout: int(1, 7 * DAY).optional(),
+    priority: bounds.priority.optional(),
+    maxAttempts: bounds.maxAttempts.optional(),
+    timeout: bounds.timeoutMs.optional(),
     timezone: z.string().min(1).max(64).optional(),
     metadata: metadata.optional(),
   })

@@ -7,8 +7,8 @@
  *
  *   const client = createClient({ storage, notifier: createQueueNotifier(env.QML_QUEUE) });
  */
-export { createWorker, resolveConfig, authFromEnv, parseWakeUp, backoffSeconds, type CloudflareConfig, type CreateWorkerOptions } from "./worker.js";
-export { QueueNotifier, createQueueNotifier, delaySecondsUntil, MAX_DELAY_SECONDS, MAX_BATCH_MESSAGES, type QueueNotifierOptions } from "./queue-notifier.js";
+export { createWorker, resolveConfig, authFromEnv, type CloudflareConfig, type ResolvedCloudflareConfig, type CreateWorkerOptions } from "./worker.js";
+export { QueueNotifier, createQueueNotifier, MAX_DELAY_SECONDS, MAX_BATCH_MESSAGES, type QueueNotifierOptions } from "./queue-notifier.js";
 export type {
   CfExecutionContext,
   CfMessage,
@@ -21,4 +21,5 @@ export type {
   WorkerHandlers,
 } from "./types.js";
 export { createClient, Client, type ClientOptions, type Notifier, type WakeUp } from "../../../core/client.js";
-export { configFromEnv, CLOUDFLARE_ENV_VARS } from "./env.js";
+export { configFromEnv, SERVERLESS_ENV_VARS, type ServerlessConfig, type ServerlessEnvConfig } from "../serverless/index.js";
+export { decodeWakeUp, delaySecondsUntil } from "../serverless/wake-up.js";

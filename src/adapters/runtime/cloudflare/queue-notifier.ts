@@ -1,20 +1,16 @@
 /**
- * A Notifier over a Cloudflare Queue producer binding: every enqueue sends a
- * small wake-up message (`{ id, queue, runAt }`), so a consumer runs the job
- * within seconds instead of at the next cron tick.
+ * A Notifier over a Cloudflare Queue producer binding: every enqueue sends
+ * a wake-up (serverless/wake-up.ts), so a consumer runs the job within
+ * seconds instead of at the next cron tick.
  *
- * A job due later is sent with `delaySeconds` so that its wake-up arrives
- * when it is due. Queues caps a delay at 12 hours; a job due later than that
- * is looked at after 12 hours and its wake-up is sent again from there (see
- * the consumer in worker.ts).
- *
- * The wake-up is an optimisation, never the record: the job is stored
- * before its message is sent, and a lost message only delays the job to the
- * next cron tick.
+ * A job due later is sent with `delaySeconds`, so its wake-up arrives when
+ * it is due. Queues caps a delay at 12 hours: a job due later gets no
+ * message, and the cron tick promotes it.
  */
 import { systemClock, type Clock } from "../../../core/clock.js";
 import type { Notifier, WakeUp } from "../../../core/client.js";
-import type { CfMessageSendRequest, CfQueue, WakeUpMessage } from "./types.js";
+import { groupWakeUps, type WakeUpMessage } from "../serverless/wake-up.js";
+import type { CfMessageSendRequest, CfQueue } from "./types.js";
 
 /** Longest delay Cloudflare Queues accepts on a message (12 hours). */
 export const MAX_DELAY_SECONDS = 43_200;
@@ -23,37 +19,30 @@ export const MAX_BATCH_MESSAGES = 100;
 
 export interface QueueNotifierOptions {
   clock?: Clock;
-}
-
-/** Seconds from `now` until `at`, rounded up, within what Queues accepts. */
-export function delaySecondsUntil(at: number, now: number): number {
-  if (!Number.isFinite(at) || at <= now) return 0;
-  return Math.min(MAX_DELAY_SECONDS, Math.ceil((at - now) / 1000));
+  /** Job ids per message (default 50). */
+  maxIdsPerMessage?: number;
 }
 
 export class QueueNotifier implements Notifier {
+  readonly maxDelayMs = MAX_DELAY_SECONDS * 1000;
   private readonly clock: Clock;
 
   constructor(
     private readonly queue: CfQueue<WakeUpMessage>,
-    options: QueueNotifierOptions = {},
+    private readonly options: QueueNotifierOptions = {},
   ) {
     this.clock = options.clock ?? systemClock;
   }
 
   async notify(jobs: WakeUp[]): Promise<void> {
-    if (jobs.length === 0) return;
-    const now = this.clock.now();
-    const messages: CfMessageSendRequest<WakeUpMessage>[] = jobs.map((j) => ({
-      body: { id: j.id, queue: j.queue, runAt: j.runAt },
-      contentType: "json",
-      delaySeconds: delaySecondsUntil(j.runAt, now),
-    }));
-    // Chunks go out together: one enqueue of 1,000 jobs is 10 sends in parallel, not 10 round trips in a row.
+    const messages: CfMessageSendRequest<WakeUpMessage>[] = groupWakeUps(jobs, {
+      now: this.clock.now(),
+      maxDelaySeconds: MAX_DELAY_SECONDS,
+      ...(this.options.maxIdsPerMessage !== undefined ? { perMessage: this.options.maxIdsPerMessage } : {}),
+    }).map((w) => ({ body: w.message, contentType: "json", delaySeconds: w.delaySeconds }));
+    // Chunks go out together: 10,000 wake-ups are 2 sends in parallel, not 2 round trips in a row.
     const sends: Promise<unknown>[] = [];
-    for (let i = 0; i < messages.length; i += MAX_BATCH_MESSAGES) {
-      sends.push(this.queue.sendBatch(messages.slice(i, i + MAX_BATCH_MESSAGES)));
-    }
+    for (let i = 0; i < messages.length; i += MAX_BATCH_MESSAGES) sends.push(this.queue.sendBatch(messages.slice(i, i + MAX_BATCH_MESSAGES)));
     await Promise.all(sends);
   }
 }

@@ -7,6 +7,7 @@
  * types: `test/workers/` type-checks the handlers against
  * `ExportedHandler<Env>` from `@cloudflare/workers-types` to keep them so.
  */
+export type { WakeUpMessage } from "../serverless/wake-up.js";
 
 /** `ExecutionContext`: keeps the invocation alive for work that outlives the handler's return. */
 export interface CfExecutionContext {
@@ -53,18 +54,6 @@ export interface CfMessageSendRequest<Body = unknown> {
 export interface CfQueue<Body = unknown> {
   send(body: Body, options?: { contentType?: "text" | "bytes" | "json" | "v8"; delaySeconds?: number }): Promise<unknown>;
   sendBatch(messages: Iterable<CfMessageSendRequest<Body>>, options?: { delaySeconds?: number }): Promise<unknown>;
-}
-
-/**
- * The body of a wake-up message: which job to look at, never its payload
- * (the store is the source of truth, and a message outlives edits to the
- * job). Small enough that a batch of 100 stays far below the 256 KB limit.
- */
-export interface WakeUpMessage {
-  id: string;
-  queue: string;
-  /** Epoch ms when the job is due (or when to look at it again). */
-  runAt: number;
 }
 
 /** The module's handlers, shaped as `ExportedHandler<Env, WakeUpMessage>` expects. */

@@ -1,18 +1,22 @@
 /**
- * The AWS Lambda runtime: three handlers over one engine.
+ * The AWS Lambda runtime: three handlers over one engine. This file only
+ * translates Lambda's events; what they do is the serverless consumer's
+ * (../serverless):
  *
- * - `scheduleHandler` (EventBridge, every minute): one tick — promote due
- *   jobs, reclaim expired leases, fire recurring jobs, then run jobs until
+ * - `scheduleHandler` (EventBridge, every minute): one tick with
+ *   housekeeping (promote, reclaim, recurring), then jobs until
  *   `context.getRemainingTimeInMillis()` minus a safety margin.
- * - `sqsHandler` (SQS event source): wake-ups sent on enqueue. Runs the
- *   queues the messages name, then answers with `batchItemFailures`: only
- *   the records whose jobs are still waiting come back (after the
- *   visibility timeout), the rest are deleted.
+ * - `sqsHandler` (SQS event source, `ReportBatchItemFailures` on): wake-ups.
+ *   The consumer's decision table says ack (the record is deleted), rearm
+ *   (a fresh wake-up sent, then deleted), retry or dead-letter (listed in
+ *   `batchItemFailures`: it comes back after the visibility timeout, and
+ *   after `maxReceiveCount` the redrive policy moves it to the dead-letter
+ *   queue).
  * - `httpHandler` (Function URL or API Gateway HTTP API): the dashboard and
  *   REST API (`createApp`) through `hono/aws-lambda`; tokens required.
  *
  *   export const { scheduleHandler, sqsHandler, httpHandler } = createLambdaHandlers({
- *     storage: () => createPostgresStorage(...), registry, http: { auth: { adminTokens: [token] } },
+ *     storage: () => new Storage(postgresBackend(config)), registry, http: { auth: { adminTokens: [token] } },
  *   });
  *
  * Connections: the storage factory runs once per container (on first use)
@@ -22,35 +26,30 @@
  * the SQS event source's maximum concurrency caps N), or use the Neon HTTP
  * driver, which holds no connection between queries.
  *
- * What a deadline leaves behind: jobs still running at `deadline - safetyMs`
- * are aborted and released to `enqueued`; if the platform kills the
- * invocation before even that, their leases run out and the next tick
- * reclaims them. Either way no job is lost.
+ * Every handler waits for the wake-ups still in flight before it returns
+ * (within the invocation's time): a frozen container sends nothing.
  */
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
   Context,
   LambdaFunctionURLEvent,
-  SQSBatchItemFailure,
   SQSBatchResponse,
   SQSEvent,
   ScheduledEvent,
 } from "aws-lambda";
 import type { Hono } from "hono";
 import { handle, type APIGatewayProxyResult, type LambdaEvent } from "hono/aws-lambda";
-import type { Notifier, WakeUp } from "../../../core/client.js";
-import { systemClock, type Clock } from "../../../core/clock.js";
+import type { Notifier } from "../../../core/client.js";
 import { ConfigError } from "../../../core/errors.js";
-import { DEFAULT_QUEUE, JobState, validateQueueName } from "../../../core/job.js";
-import { JsonLogger, type Logger } from "../../../core/logger.js";
 import type { WorkerRegistry } from "../../../core/registry.js";
-import type { RetryPolicy } from "../../../core/retry.js";
 import type { Storage } from "../../../core/storage.js";
-import { tick, type TickReport } from "../../../core/tick.js";
+import type { TickReport } from "../../../core/tick.js";
 import { createApp } from "../../http/app.js";
 import type { TokenAuthOptions } from "../../http/auth.js";
-import { decodeWakeUp, type WakeUpMessage } from "./wake-up.js";
+import { resolveServerlessConfig, type ResolvedServerlessConfig, type ServerlessConfig } from "../serverless/config.js";
+import { consumeWakeUps, outboxFor, runScheduled, type Invocation } from "../serverless/consumer.js";
+import { StoreCache } from "../serverless/store-cache.js";
 
 export interface LambdaHttpOptions {
   /**
@@ -68,43 +67,32 @@ export interface LambdaHttpOptions {
    * function's timeout; short ones turn SSE into polling that works.
    */
   sseMaxDurationMs?: number;
+  /** A bearer token that may read GET /metrics only (QML_METRICS_TOKEN); the API's tokens may read it too. */
+  metricsToken?: string;
   /** Builds another app instead of the dashboard (it must do its own authentication). */
   app?: (storage: Storage) => Hono<any> | Promise<Hono<any>>;
 }
 
-export interface LambdaHandlersOptions {
+/**
+ * The shared settings (queues, budgetMs, safetyMs, concurrency, maxJobs,
+ * leaseMs, jobTimeoutMs, retryPolicy, clock, logger; see ServerlessConfig),
+ * and Lambda's own. `budgetMs` caps the remaining time an invocation
+ * spends; `safetyMs` defaults to 3000 (one store round trip over the
+ * internet, twice, with room to spare).
+ */
+export interface LambdaHandlersOptions extends ServerlessConfig {
   /** Creates the store client. Runs once per container; warm invocations reuse it. */
   storage: () => Storage | Promise<Storage>;
   registry: WorkerRegistry;
   /**
-   * Sends wake-ups for jobs enqueued in this container (through the API, or
-   * by a worker enqueuing a follow-up), e.g. `createSqsNotifier({ queueUrl })`.
-   * Handlers wait for pending wake-ups before they return: a frozen
-   * container sends nothing. Only this container's enqueues are forwarded
-   * (the listener asks for `remote: false`, so no LISTEN or SUBSCRIBE
-   * connection is opened for it).
+   * Sends wake-ups: for jobs enqueued in this container (through the API,
+   * a worker enqueuing a follow-up, a Client on this storage), and the
+   * consumer's fresh ones for jobs to look at later. E.g.
+   * `createSqsNotifier({ queueUrl })`.
    */
   notifier?: Notifier;
   /** Run `storage.migrate()` once per container before first use (default false). */
   migrate?: boolean;
-  /** Queues this function runs, in priority order (default ["default"]). */
-  queues?: string[];
-  /** Jobs run at once per invocation (default 10). */
-  concurrency?: number;
-  /** Lease on a claimed job (default 30 s), renewed by heartbeats while it runs. */
-  leaseMs?: number;
-  /** Timeout for jobs without their own. Jobs that would not fit the invocation's remaining time are left for the next one. */
-  jobTimeoutMs?: number;
-  /**
-   * Time kept before the invocation's end for releasing unfinished jobs,
-   * flushing outcomes and answering (default 3000 ms: one store round trip
-   * over the internet, twice, with room to spare).
-   */
-  safetyMs?: number;
-  retryPolicy?: RetryPolicy;
-  clock?: Clock;
-  /** Default: JSON lines on stdout (CloudWatch), level info. */
-  logger?: Logger;
   http?: LambdaHttpOptions;
 }
 
@@ -124,188 +112,98 @@ export interface LambdaHandlers {
   close(): Promise<void>;
 }
 
-const DEFAULT_SAFETY_MS = 3000;
+/** Lambda's longest timeout. */
+const MAX_FUNCTION_MS = 15 * 60_000;
+
+const LAMBDA = {
+  runtime: "lambda",
+  budgetMs: undefined,
+  maxBudgetMs: MAX_FUNCTION_MS,
+  safetyMs: (budgetMs: number | undefined) => Math.min(3000, budgetMs === undefined ? 3000 : Math.floor(budgetMs / 4)),
+};
+
+/** The one key of a container's store cache. */
+const CONTAINER = {};
 
 export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
-  if (typeof o.storage !== "function") throw new ConfigError("[qml] [lambda] storage must be a function that creates the store (it runs once per container)");
-  if (!o.registry) throw new ConfigError("[qml] [lambda] registry is required");
-  const queues = [...new Set((o.queues ?? [DEFAULT_QUEUE]).map((q) => validateQueueName(q, "queues")))];
-  if (queues.length === 0) throw new ConfigError("[qml] [lambda] queues must not be empty");
-  const safetyMs = o.safetyMs ?? DEFAULT_SAFETY_MS;
-  if (!Number.isFinite(safetyMs) || safetyMs < 0) throw new ConfigError("[qml] [lambda] safetyMs must be >= 0");
+  if (typeof o.storage !== "function")
+    throw new ConfigError("storage must be a function that creates the store (it runs once per container)", { scope: "lambda" });
+  if (!o.registry) throw new ConfigError("registry is required", { scope: "lambda" });
   if (o.http && !o.http.app) {
     const a = o.http.auth as TokenAuthOptions & { open?: unknown };
     if (!a || a.open !== undefined || (a.adminTokens?.length ?? 0) + (a.readTokens?.length ?? 0) === 0) {
-      throw new ConfigError("[qml] [lambda] http.auth must list admin or read tokens: a Function URL is public, the API is never open on Lambda");
+      throw new ConfigError("http.auth must list admin or read tokens: a Function URL is public, the API is never open on Lambda", { scope: "lambda" });
     }
   }
-  const clock = o.clock ?? systemClock;
-  // Lambda sends stdout to CloudWatch: JSON lines there are searchable with Logs Insights.
-  const logger = o.logger ?? new JsonLogger("info", { component: "lambda" });
+  const config: ResolvedServerlessConfig = resolveServerlessConfig(o, LAMBDA);
+  const { clock, logger } = config;
+  const stores = new StoreCache<object>(o.migrate ? { migrate: true } : {});
+  const storage = () => stores.get(CONTAINER, o.storage);
 
-  // ------------------------------------------------ per-container state
-
-  let storagePromise: Promise<Storage> | null = null;
-  const pendingWakeUps = new Set<Promise<void>>();
-
-  function getStorage(): Promise<Storage> {
-    storagePromise ??= (async () => {
-      const s = await o.storage();
-      try {
-        if (o.migrate) await s.migrate();
-        if (o.notifier) {
-          const notifier = o.notifier;
-          // This container's own enqueues only: other processes send their own wake-ups.
-          s.onEnqueue((jobs) => {
-            const wake: WakeUp[] = jobs.map((j) => ({ id: j.id, queue: j.queue, runAt: j.runAt }));
-            const p = notifier
-              .notify(wake)
-              .catch((e) => logger.warn("wake-up not sent; the job waits for the next tick", { count: wake.length, error: String((e as Error)?.message ?? e) }))
-              .finally(() => pendingWakeUps.delete(p));
-            pendingWakeUps.add(p);
-          }, { remote: false });
-        }
-      } catch (e) {
-        // The next invocation creates a fresh client: this one must not keep its connections.
-        await s.close().catch(() => {});
-        throw e;
-      }
-      return s;
-    })();
-    // A failed cold start (store unreachable) must not poison the container: retry next time.
-    storagePromise.catch(() => {
-      storagePromise = null;
-    });
-    return storagePromise;
-  }
-
-  /** Waits for wake-ups still in flight, at most until `until` (epoch ms, our clock). */
-  async function flushWakeUps(until: number): Promise<void> {
-    if (pendingWakeUps.size === 0) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all([...pendingWakeUps]),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, Math.max(0, until - clock.now()));
-      }),
-    ]);
-    clearTimeout(timer);
-  }
-
-  function deadlineOf(context: Context): number {
+  /** The invocation's work, to end within the time Lambda gives it (and `budgetMs`, if set). */
+  function invocation(context: Context): Invocation {
     const remaining = context.getRemainingTimeInMillis();
-    return clock.now() + (Number.isFinite(remaining) ? Math.max(0, remaining) : 0);
-  }
-
-  function serverId(context: Context): string {
-    return `lambda:${context.functionName || "fn"}:${(context.awsRequestId || crypto.randomUUID()).slice(0, 8)}`;
-  }
-
-  function runTick(context: Context, deadline: number, tickQueues: string[], maintenance: boolean, storage: Storage): Promise<TickReport> {
-    return tick({
-      storage,
+    const ms = Math.min(Number.isFinite(remaining) ? Math.max(0, remaining) : 0, config.budgetMs ?? Number.POSITIVE_INFINITY);
+    return {
+      config,
       registry: o.registry,
-      deadline,
-      safetyMs,
-      queues: tickQueues,
-      maintenance,
-      serverId: serverId(context),
-      // Left out unless the user set one: tick() then aligns the system clock with the store's.
-      ...(clock !== systemClock ? { clock } : {}),
-      logger,
-      ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
-      ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
-      ...(o.jobTimeoutMs !== undefined ? { jobTimeoutMs: o.jobTimeoutMs } : {}),
-      ...(o.retryPolicy !== undefined ? { retryPolicy: o.retryPolicy } : {}),
-    });
+      notifier: o.notifier,
+      deadline: clock.now() + ms,
+      serverId: `lambda:${context.functionName || "fn"}:${(context.awsRequestId || crypto.randomUUID()).slice(0, 8)}`,
+    };
   }
 
-  // ------------------------------------------------------------ handlers
+  /** Waits for the wake-ups still in flight, at most until `until` (epoch ms). */
+  async function flush(store: Storage | undefined, inv: Invocation, until: number): Promise<void> {
+    if (store) await outboxFor(store, inv).settled(Math.max(0, until - clock.now()));
+  }
 
   const scheduleHandler: ScheduleHandler = async (event, context) => {
-    const deadline = deadlineOf(context);
-    const storage = await getStorage();
-    const report = await runTick(context, deadline, queues, true, storage);
-    await flushWakeUps(deadline);
+    const inv = invocation(context);
+    const report = await runScheduled(await storage(), inv);
     logger.info("scheduled tick", { ...report, event: event?.id, time: event?.time });
     return report;
   };
 
   const sqsHandler: SqsHandler = async (event, context) => {
-    const deadline = deadlineOf(context);
-    const failures: SQSBatchItemFailure[] = [];
-    const wakeUps: Array<{ messageId: string; message: WakeUpMessage }> = [];
-    for (const record of event.Records ?? []) {
-      const message = decodeWakeUp(record.body);
-      if (!message) {
-        // Returned, so after maxReceiveCount it lands in the dead-letter queue where someone can read it.
-        logger.error("not a qml wake-up message", { messageId: record.messageId });
-        failures.push({ itemIdentifier: record.messageId });
-        continue;
-      }
-      if (!queues.includes(message.queue)) {
-        // Retrying cannot help: this function does not run that queue. The job stays stored for whoever does.
-        logger.warn("wake-up for a queue this function does not run; dropped", { messageId: record.messageId, queue: message.queue, queues });
-        continue;
-      }
-      wakeUps.push({ messageId: record.messageId, message });
-    }
-    if (wakeUps.length === 0) return { batchItemFailures: failures };
-
-    const named = new Set(wakeUps.map((w) => w.message.queue));
-    try {
-      const storage = await getStorage();
-      const report = await runTick(context, deadline, queues.filter((q) => named.has(q)), false, storage);
-      logger.info("sqs tick", { ...report, records: event.Records.length });
-      const waiting = await stillWaiting(storage, wakeUps.flatMap((w) => w.message.ids));
-      for (const w of wakeUps) if (w.message.ids.some((id) => waiting.has(id))) failures.push({ itemIdentifier: w.messageId });
-    } catch (e) {
-      // The store failed us: every wake-up comes back, none is lost.
-      logger.error("sqs batch failed; every record will be redelivered", { error: String((e as Error)?.message ?? e) });
-      for (const w of wakeUps) failures.push({ itemIdentifier: w.messageId });
-    }
-    await flushWakeUps(deadline);
-    return { batchItemFailures: failures };
+    const inv = invocation(context);
+    const records = event.Records ?? [];
+    const deliveries = records.map((r) => ({
+      id: r.messageId,
+      body: r.body,
+      attempts: Number(r.attributes?.ApproximateReceiveCount) || 1,
+      ...(Number.isFinite(Number(r.attributes?.SentTimestamp)) ? { sentAt: Number(r.attributes.SentTimestamp) } : {}),
+    }));
+    let opened: Storage | undefined;
+    const settlements = await consumeWakeUps(async () => (opened = await storage()), deliveries, inv);
+    await flush(opened, inv, inv.deadline);
+    // Retry and dead-letter alike come back; the redrive policy counts the receives.
+    return { batchItemFailures: settlements.flatMap((s, i) => (s.action === "ack" ? [] : [{ itemIdentifier: records[i]!.messageId }])) };
   };
 
-  /**
-   * Ids whose job still waits to run: enqueued, or due but not yet promoted.
-   * Jobs running elsewhere, finished, waiting for a later retry or gone need
-   * no wake-up: a lease, a tick or nothing takes care of them.
-   */
-  async function stillWaiting(storage: Storage, ids: string[]): Promise<Set<string>> {
-    const unique = [...new Set(ids)];
-    const now = clock.now();
-    // One get per id, all in flight at once: over an HTTP driver they share one pipeline.
-    const records = await Promise.all(unique.map((id) => storage.getRecord(id)));
-    const out = new Set<string>();
-    records.forEach((r, i) => {
-      if (!r) return;
-      if (r.state === JobState.Enqueued) out.add(unique[i]!);
-      else if ((r.state === JobState.Scheduled || r.state === JobState.AwaitingRetry) && r.runAt <= now) out.add(unique[i]!);
-    });
-    return out;
-  }
-
-  let appPromise: Promise<(event: LambdaFunctionURLEvent | APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyResult>> | null = null;
-  function getApp() {
+  type App = (event: LambdaFunctionURLEvent | APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyResult>;
+  let appPromise: Promise<App> | null = null;
+  function getApp(): Promise<App> {
     appPromise ??= (async () => {
-      if (!o.http) throw new ConfigError("[qml] [lambda] httpHandler needs the http option (tokens, or an app)");
-      const storage = await getStorage();
-      const app = o.http.app
-        ? await o.http.app(storage)
+      const http = o.http;
+      if (!http) throw new ConfigError("httpHandler needs the http option (tokens, or an app)", { scope: "lambda" });
+      const store = await storage();
+      const app = http.app
+        ? await http.app(store)
         : createApp({
-            storage,
+            storage: store,
             registry: o.registry,
-            auth: o.http.auth,
+            auth: http.auth,
             liveIntervalMs: 1000,
-            sseMaxDurationMs: o.http.sseMaxDurationMs ?? 1000,
+            sseMaxDurationMs: http.sseMaxDurationMs ?? 1000,
+            // Counters of this instance (what its invocations run and enqueue); depth gauges from the store.
+            metrics: http.metricsToken !== undefined ? { token: http.metricsToken } : {},
             logger,
-            ...(o.http.basePath !== undefined ? { basePath: o.http.basePath } : {}),
+            ...(http.basePath !== undefined ? { basePath: http.basePath } : {}),
           });
       const h = handle(app);
       // hono's event type says `body: string | null`; AWS leaves it out when empty, which hono handles.
-      return (event: LambdaFunctionURLEvent | APIGatewayProxyEventV2, context: Context) => h(event as unknown as LambdaEvent, context) as Promise<APIGatewayProxyResult>;
+      return (event, context) => h(event as unknown as LambdaEvent, context) as Promise<APIGatewayProxyResult>;
     })();
     appPromise.catch(() => {
       appPromise = null;
@@ -314,11 +212,13 @@ export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
   }
 
   const httpHandler: HttpHandler = async (event, context) => {
-    const deadline = deadlineOf(context);
+    const inv = invocation(context);
     const h = await getApp();
+    const store = await storage();
+    outboxFor(store, inv);
     const res = await h(event, context);
     // An enqueue through the API is answered only once its wake-up is on its way.
-    await flushWakeUps(deadline - 100);
+    await flush(store, inv, inv.deadline - 100);
     return res as HttpResult;
   };
 
@@ -326,12 +226,10 @@ export function createLambdaHandlers(o: LambdaHandlersOptions): LambdaHandlers {
     scheduleHandler,
     sqsHandler,
     httpHandler,
-    storage: getStorage,
+    storage,
     async close() {
-      const p = storagePromise;
-      storagePromise = null;
       appPromise = null;
-      if (p) await (await p).close();
+      await stores.close(CONTAINER);
     },
   };
 }

@@ -1,26 +1,19 @@
-/** `qml/lambda`: the AWS Lambda runtime (handlers) and the SQS notifier for clients. */
+/**
+ * `qml/lambda`: the AWS Lambda runtime (handlers) and the SQS notifier for
+ * clients. Signing, the AWS JSON client and the wake-up format are
+ * internal; the deployment in deploy/aws reads its secret through
+ * `./secrets.js` directly.
+ */
 export {
   createLambdaHandlers,
+  type HttpHandler,
+  type HttpResult,
   type LambdaHandlers,
   type LambdaHandlersOptions,
   type LambdaHttpOptions,
   type ScheduleHandler,
   type SqsHandler,
-  type HttpHandler,
-  type HttpResult,
 } from "./handlers.js";
-export {
-  SqsNotifier,
-  createSqsNotifier,
-  createSqsSender,
-  regionOfQueueUrl,
-  type SqsSender,
-  type SqsSenderOptions,
-  type SqsNotifierOptions,
-  type SqsBatchEntry,
-  type SqsBatchResult,
-} from "./sqs-notifier.js";
-export { encodeWakeUp, decodeWakeUp, MAX_IDS_PER_MESSAGE, type WakeUpMessage } from "./wake-up.js";
-export { getSecretJson, getSecretString, type SecretOptions } from "./secrets.js";
-export { AwsRequestError, awsJsonRequest, envCredentials, envEndpoint, envRegion, type AwsJsonCall, type CredentialsSource, type FetchLike } from "./aws-json.js";
-export { signRequest, signingKey, sha256Hex, amzDate, type AwsCredentials, type SignRequest, type SignedRequest } from "./sigv4.js";
+export { createSqsNotifier, type SqsNotifierOptions, type SqsSenderOptions } from "./sqs-notifier.js";
+export type { AwsCredentials, CredentialsSource } from "./aws.js";
+export { configFromEnv, SERVERLESS_ENV_VARS, type ServerlessConfig, type ServerlessEnvConfig } from "../serverless/index.js";

@@ -9,7 +9,7 @@
  *   {"DATABASE_URL":"postgres://…","QML_DASHBOARD_TOKEN":"…"}
  */
 import { ConfigError } from "../../../core/errors.js";
-import { awsJsonRequest, envEndpoint, envRegion, type CredentialsSource, type FetchLike } from "./aws-json.js";
+import { awsJsonRequest, envEndpoint, envRegion, type CredentialsSource } from "./aws.js";
 
 export interface SecretOptions {
   /** Name or ARN of the secret. */
@@ -19,7 +19,6 @@ export interface SecretOptions {
   /** Default: AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL, else `https://secretsmanager.<region>.amazonaws.com/`. */
   endpoint?: string;
   credentials?: CredentialsSource;
-  fetch?: FetchLike;
   timeoutMs?: number;
 }
 
@@ -31,7 +30,7 @@ function regionOf(secretId: string): string | undefined {
 
 export async function getSecretString(o: SecretOptions): Promise<string> {
   const region = o.region ?? regionOf(o.secretId) ?? envRegion();
-  if (!region) throw new ConfigError("[qml] [secrets] no region: pass region, a secret ARN, or set AWS_REGION");
+  if (!region) throw new ConfigError("no region: pass region, a secret ARN, or set AWS_REGION", { scope: "secrets" });
   const endpoint = o.endpoint ?? envEndpoint("SECRETS_MANAGER") ?? `https://secretsmanager.${region}.amazonaws.com${region.startsWith("cn-") ? ".cn" : ""}/`;
   const r = await awsJsonRequest<{ SecretString?: string }>({
     endpoint,
@@ -41,10 +40,10 @@ export async function getSecretString(o: SecretOptions): Promise<string> {
     jsonVersion: "1.1",
     body: { SecretId: o.secretId },
     ...(o.credentials !== undefined ? { credentials: o.credentials } : {}),
-    ...(o.fetch !== undefined ? { fetch: o.fetch } : {}),
     ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
   });
-  if (typeof r.SecretString !== "string") throw new ConfigError(`[qml] [secrets] secret ${o.secretId} has no SecretString (binary secrets are not supported)`);
+  if (typeof r.SecretString !== "string")
+    throw new ConfigError(`secret ${o.secretId} has no SecretString (binary secrets are not supported)`, { scope: "secrets" });
   return r.SecretString;
 }
 
@@ -55,12 +54,13 @@ export async function getSecretJson(o: SecretOptions): Promise<Record<string, st
   try {
     v = JSON.parse(text);
   } catch {
-    throw new ConfigError(`[qml] [secrets] secret ${o.secretId} is not JSON: expected {"DATABASE_URL": "…", …}`);
+    throw new ConfigError(`secret ${o.secretId} is not JSON: expected {"DATABASE_URL": "…", …}`, { scope: "secrets" });
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(`[qml] [secrets] secret ${o.secretId} must be a JSON object of strings`);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new ConfigError(`secret ${o.secretId} must be a JSON object of strings`, { scope: "secrets" });
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== "string") throw new ConfigError(`[qml] [secrets] secret ${o.secretId}: ${k} must be a string`);
+    if (typeof val !== "string") throw new ConfigError(`secret ${o.secretId}: ${k} must be a string`, { scope: "secrets" });
     out[k] = val;
   }
   return out;

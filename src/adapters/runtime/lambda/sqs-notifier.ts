@@ -8,8 +8,8 @@
  * - Delayed jobs: a message can be delayed up to 900 s (`DelaySeconds`), so
  *   a job due within 15 minutes gets a wake-up at its due time; a job due
  *   later gets none (the scheduled tick promotes it).
- * - Messages go out with `SendMessageBatch` (10 per call), each naming up to
- *   50 job ids of one queue and one delay.
+ * - Messages (serverless/wake-up.ts) go out with `SendMessageBatch` (10 per
+ *   call), each naming up to 50 job ids of one queue and one delay.
  * - Entries SQS refuses for its own reasons are retried once; the rest is
  *   reported by throwing. The client treats wake-ups as best effort: the job
  *   is already stored, a lost wake-up only waits for the next tick.
@@ -17,8 +17,8 @@
 import { ConfigError } from "../../../core/errors.js";
 import type { Notifier, WakeUp } from "../../../core/client.js";
 import { systemClock, type Clock } from "../../../core/clock.js";
-import { AwsRequestError, awsJsonRequest, envEndpoint, envRegion, type CredentialsSource, type FetchLike } from "./aws-json.js";
-import { MAX_IDS_PER_MESSAGE, encodeWakeUp } from "./wake-up.js";
+import { encodeWakeUp, groupWakeUps } from "../serverless/wake-up.js";
+import { AwsRequestError, awsJsonRequest, envEndpoint, envRegion, type CredentialsSource } from "./aws.js";
 
 export interface SqsBatchEntry {
   Id: string;
@@ -45,7 +45,6 @@ export interface SqsSenderOptions {
   endpoint?: string;
   /** Default: the Lambda environment's (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN). */
   credentials?: CredentialsSource;
-  fetch?: FetchLike;
   timeoutMs?: number;
 }
 
@@ -65,10 +64,10 @@ export function createSqsSender(o: SqsSenderOptions): SqsSender {
   try {
     url = new URL(o.queueUrl);
   } catch {
-    throw new ConfigError(`[qml] [sqs] queueUrl is not a URL: ${JSON.stringify(o.queueUrl)}`);
+    throw new ConfigError(`queueUrl is not a URL: ${JSON.stringify(o.queueUrl)}`, { scope: "sqs" });
   }
   const region = o.region ?? regionOfQueueUrl(o.queueUrl) ?? envRegion();
-  if (!region) throw new ConfigError("[qml] [sqs] no region: pass region, use a sqs.<region>.amazonaws.com queue URL, or set AWS_REGION");
+  if (!region) throw new ConfigError("no region: pass region, use a sqs.<region>.amazonaws.com queue URL, or set AWS_REGION", { scope: "sqs" });
   const endpoint = o.endpoint ?? envEndpoint("SQS") ?? `${url.origin}/`;
   return {
     sendMessageBatch: (entries) =>
@@ -80,7 +79,6 @@ export function createSqsSender(o: SqsSenderOptions): SqsSender {
         jsonVersion: "1.0",
         body: { QueueUrl: o.queueUrl, Entries: entries },
         ...(o.credentials !== undefined ? { credentials: o.credentials } : {}),
-        ...(o.fetch !== undefined ? { fetch: o.fetch } : {}),
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
       }).then((r) => ({ Successful: r.Successful ?? [], Failed: r.Failed ?? [] })),
   };
@@ -100,41 +98,27 @@ const MAX_DELAY_SECONDS = 900;
 const MAX_BATCH = 10;
 
 export class SqsNotifier implements Notifier {
+  readonly maxDelayMs = MAX_DELAY_SECONDS * 1000;
   private readonly sender: SqsSender;
   private readonly clock: Clock;
-  private readonly perMessage: number;
+  private readonly perMessage: number | undefined;
   private readonly concurrency: number;
 
   constructor(o: SqsNotifierOptions) {
     this.sender = o.sender;
     this.clock = o.clock ?? systemClock;
-    this.perMessage = Math.max(1, Math.min(o.maxIdsPerMessage ?? MAX_IDS_PER_MESSAGE, 1000));
+    this.perMessage = o.maxIdsPerMessage;
     this.concurrency = Math.max(1, o.concurrency ?? 4);
   }
 
   /** The entries `notify` sends for these wake-ups, in order. Exposed for tests and for callers that batch themselves. */
   entriesFor(jobs: WakeUp[]): SqsBatchEntry[] {
-    const now = this.clock.now();
-    const groups = new Map<string, { queue: string; delay: number; ids: string[]; runAt: number }>();
-    for (const j of jobs) {
-      const delayMs = j.runAt - now;
-      if (delayMs > MAX_DELAY_SECONDS * 1000) continue;
-      const delay = Math.max(0, Math.ceil(delayMs / 1000));
-      const key = `${j.queue}\0${delay}`;
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = { queue: j.queue, delay, ids: [], runAt: j.runAt }));
-      g.ids.push(j.id);
-      g.runAt = Math.max(g.runAt, j.runAt);
-    }
-    const entries: SqsBatchEntry[] = [];
-    for (const g of groups.values()) {
-      for (let i = 0; i < g.ids.length; i += this.perMessage) {
-        const entry: SqsBatchEntry = { Id: String(entries.length), MessageBody: encodeWakeUp({ queue: g.queue, ids: g.ids.slice(i, i + this.perMessage), runAt: g.runAt }) };
-        if (g.delay > 0) entry.DelaySeconds = g.delay;
-        entries.push(entry);
-      }
-    }
-    return entries;
+    const messages = groupWakeUps(jobs, {
+      now: this.clock.now(),
+      maxDelaySeconds: MAX_DELAY_SECONDS,
+      ...(this.perMessage !== undefined ? { perMessage: this.perMessage } : {}),
+    });
+    return messages.map((w, i) => ({ Id: String(i), MessageBody: encodeWakeUp(w.message), ...(w.delaySeconds > 0 ? { DelaySeconds: w.delaySeconds } : {}) }));
   }
 
   async notify(jobs: WakeUp[]): Promise<void> {
@@ -153,7 +137,13 @@ export class SqsNotifier implements Notifier {
     await Promise.all(Array.from({ length: Math.min(this.concurrency, batches.length) }, worker));
     if (failures.length > 0) {
       const f = failures[0]!;
-      throw new AwsRequestError("sqs", f.Code, `${failures.length} of ${entries.length} wake-up messages were not sent (first: ${f.Message ?? f.Code})`, undefined, true);
+      throw new AwsRequestError(
+        "sqs",
+        f.Code,
+        `${failures.length} of ${entries.length} wake-up messages were not sent (first: ${f.Message ?? f.Code})`,
+        undefined,
+        true,
+      );
     }
   }
 
@@ -161,7 +151,9 @@ export class SqsNotifier implements Notifier {
   private async sendWithRetry(batch: SqsBatchEntry[]): Promise<Array<{ Id: string; Code: string; Message?: string }>> {
     const first = await this.sender.sendMessageBatch(batch);
     if (first.Failed.length === 0) return [];
-    const retry = first.Failed.filter((f) => !f.SenderFault).map((f) => batch.find((e) => e.Id === f.Id)!).filter(Boolean);
+    const retry = first.Failed.filter((f) => !f.SenderFault)
+      .map((f) => batch.find((e) => e.Id === f.Id)!)
+      .filter(Boolean);
     const final = first.Failed.filter((f) => f.SenderFault);
     if (retry.length > 0) {
       const second = await this.sender.sendMessageBatch(retry);

@@ -4,10 +4,14 @@ import { Job, WorkerResult, type Storage, type WorkerRegistry } from "../../../i
 const pause = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
   });
 
 export function registerDemoWorkers(registry: WorkerRegistry): WorkerRegistry {
@@ -34,20 +38,31 @@ export function registerDemoWorkers(registry: WorkerRegistry): WorkerRegistry {
 
 const emails = ["ada@example.com", "grace@example.com", "linus@example.com", "margaret@example.com"];
 
-function demoJob(i: number): Job {
+function demoJob(i: number, uniqueKey?: string): Job {
+  const key = uniqueKey !== undefined ? { uniqueKey } : {};
   switch (i % 4) {
     case 0:
     case 1:
-      return new Job("send_email", [emails[i % emails.length]], { metadata: { demo: true } });
+      return new Job("send_email", [emails[i % emails.length]], { metadata: { demo: true }, ...key });
     case 2:
-      return new Job("flaky_task", [i], { maxAttempts: 3, retry: { kind: "exponential", baseMs: 500, maxMs: 5000, jitter: 0.2 } });
+      return new Job("flaky_task", [i], { maxAttempts: 3, retry: { kind: "exponential", baseMs: 500, maxMs: 5000, jitter: 0.2 }, ...key });
     default:
-      return new Job("generate_report", ["daily"], { queue: "default", priority: 1 });
+      return new Job("generate_report", ["daily"], { queue: "default", priority: 1, ...key });
   }
 }
 
-export async function seedDemoJobs(storage: Storage, count = 24): Promise<string[]> {
-  return storage.enqueue(Array.from({ length: count }, (_, i) => demoJob(i)));
+/**
+ * Enqueues the demo jobs, each under a unique key (`demo-seed:<i>`): on a
+ * store that outlives the process (the default SQLite file) a restart, or
+ * two servers starting at once, add none while the first ones are kept.
+ * Returns how many were new.
+ */
+export async function seedDemoJobs(storage: Storage, count = 24): Promise<{ created: number; existing: number }> {
+  const jobs = Array.from({ length: count }, (_, i) => demoJob(i, `demo-seed:${i}`));
+  await storage.enqueue(jobs);
+  // Storage.enqueue writes state and times back onto the jobs it created only.
+  const created = jobs.filter((j) => j.createdAt !== undefined).length;
+  return { created, existing: count - created };
 }
 
 /** Enqueues a few jobs per second until the signal aborts. */

@@ -10,6 +10,7 @@
  * signal cuts the drain short (jobs still running then keep their leases,
  * which run out and are reclaimed by another server).
  */
+import { errorFields } from "../../../core/logger.js";
 import { ConfigError } from "../../../index.js";
 import { loadEnvConfig, type NodeEnvConfig } from "./env.js";
 import { startNodeServer, type NodeServerHandle } from "./node-server.js";
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
         process.exit(0);
       },
       (e) => {
-        console.error(line("error", "drain failed", { error: String(e) }));
+        console.error(line("error", "drain failed", { error: e instanceof Error ? errorFields(e) : e }));
         process.exit(1);
       },
     );
@@ -84,6 +85,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  console.error(line("error", "fatal", { error: e instanceof Error ? e.message : String(e) }));
+  console.error(line("error", "fatal", { error: e instanceof Error ? errorFields(e) : e }));
   process.exit(1);
 });

@@ -13,26 +13,19 @@
  * server stops claiming and drains within the grace period, then the HTTP
  * server and the store's connections close.
  */
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
-import { createAdaptorServer } from "@hono/node-server";
-import { createNodeWebSocket, type NodeWebSocketInit } from "@hono/node-ws";
 import { Hono } from "hono";
-import {
-  BackgroundJobServer,
-  ConfigError,
-  JsonLogger,
-  ServerConfig,
-  ShutdownError,
-  WorkerRegistry,
-  sleep,
-  type Logger,
-  type Storage,
-} from "../../../index.js";
-import { createApp, isLoopbackHost, type AuthOptions } from "../../http/index.js";
+import { BackgroundJobServer, ConfigError, JsonLogger, ServerConfig, ShutdownError, WorkerRegistry, type Logger, type Storage } from "../../../index.js";
+import { backoffMs } from "../../../core/backoff.js";
+import { sleep } from "../../../core/clock.js";
+import { createApp, isLoopbackHost, throttleOption, secretsEqual, type AuthOptions } from "../../http/index.js";
+import { MetricsEndpoint } from "../../http/metrics.js";
+import { problemResponse, unauthorized } from "../../http/problem.js";
+import { processMetrics, type JobMetrics } from "../../../core/metrics.js";
 import { registerDemoWorkers, seedDemoJobs, startDemoProducer } from "./demo.js";
 import type { NodeEnvConfig } from "./env.js";
-import { Readiness } from "./readiness.js";
+import { nodeHttpServer } from "./http-server.js";
+import { liveLimitsFromEnv } from "../../http/live.js";
+import { Readiness, publicReport } from "./readiness.js";
 import { storageFromEnv } from "./storage-from-env.js";
 import { loadWorkersModule } from "./workers-module.js";
 
@@ -63,13 +56,18 @@ export interface StartNodeServerOptions {
   logger?: Logger;
   /** Longest wait between start attempts while the store is unreachable (default 30 s). */
   maxStartRetryMs?: number;
+  /** The collector GET /metrics exposes, fed by this server's events and enqueues (default this process's, `processMetrics()`). */
+  metrics?: JobMetrics;
 }
 
 /** The dashboard's auth from the environment; null when it must not be served. */
-export function dashboardAuth(cfg: Pick<NodeEnvConfig, "dashboardToken" | "dashboardReadToken" | "host">): AuthOptions | null {
-  const adminTokens = cfg.dashboardToken ? [cfg.dashboardToken] : [];
-  const readTokens = cfg.dashboardReadToken ? [cfg.dashboardReadToken] : [];
-  if (adminTokens.length + readTokens.length > 0) return { adminTokens, readTokens };
+export function dashboardAuth(
+  cfg: Pick<NodeEnvConfig, "dashboardTokens" | "dashboardReadTokens" | "sessionSecret" | "loginThrottle" | "host">,
+): AuthOptions | null {
+  const adminTokens = cfg.dashboardTokens;
+  const readTokens = cfg.dashboardReadTokens;
+  if (adminTokens.length + readTokens.length > 0)
+    return { adminTokens, readTokens, ...(cfg.sessionSecret !== undefined ? { sessionSecret: cfg.sessionSecret } : {}), ...throttleOption(cfg.loginThrottle) };
   // Without a token the dashboard is everyone's: only tolerable where only
   // this machine can reach it (Hangfire's default; its regression became an advisory).
   return isLoopbackHost(cfg.host.includes(":") && !cfg.host.startsWith("[") ? `[${cfg.host}]` : cfg.host) ? { open: true } : null;
@@ -77,29 +75,61 @@ export function dashboardAuth(cfg: Pick<NodeEnvConfig, "dashboardToken" | "dashb
 
 /**
  * The probes, unauthenticated and cheap, in front of the dashboard app (when
- * there is one), which answers everything else.
+ * there is one), which answers everything else. /readyz tells why the store
+ * is unreachable only to a caller `isAdmin` accepts (publicReport).
  */
-export function createNodeApp(readiness: Readiness, dashboard?: { fetch: (req: Request, env: unknown) => Response | Promise<Response> }): Hono {
+export function createNodeApp(
+  readiness: Readiness,
+  dashboard?: { fetch: (req: Request, env: unknown) => Response | Promise<Response> },
+  isAdmin?: (request: Request) => Promise<boolean>,
+  metricsOnly?: MetricsEndpoint,
+): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => {
     c.header("Cache-Control", "no-store");
     return c.json({ ok: true });
   });
   app.get("/readyz", async (c) => {
-    const report = await readiness.check();
+    const full = await readiness.check();
+    const report = !full.ok && isAdmin && (await isAdmin(c.req.raw)) ? full : publicReport(full);
     c.header("Cache-Control", "no-store");
     if (!report.ok) c.header("Retry-After", "5");
     return c.json(report, report.ok ? 200 : 503);
   });
   if (dashboard) app.all("*", (c) => dashboard.fetch(c.req.raw, c.env));
+  // No dashboard (no API token, not on loopback), but a metrics token: /metrics alone, to that token alone.
+  else if (metricsOnly)
+    app.get("/metrics", async (c) =>
+      (await metricsOnly.tokenMatches(c.req.header("authorization")))
+        ? metricsOnly.respond()
+        : problemResponse(unauthorized("send `Authorization: Bearer <QML_METRICS_TOKEN>`").problem, "/metrics"),
+    );
   return app;
+}
+
+/**
+ * Whether a request carries an admin bearer token. Compared here rather
+ * than by the dashboard's Authenticator, whose keys and throttle live in
+ * the store: /readyz must answer its admin while the store is down. Asked
+ * only while not ready, and of tokens of 64+ bits (auth.ts), one bit per
+ * request is no guessing aid.
+ */
+function adminBearer(tokens: readonly string[]): (request: Request) => Promise<boolean> {
+  return async (request) => {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "");
+    if (m === null) return false;
+    // Every token compared, whichever matched.
+    const matches = await Promise.all(tokens.map((t) => secretsEqual(m[1]!, t)));
+    return matches.includes(true);
+  };
 }
 
 export async function startNodeServer(options: StartNodeServerOptions): Promise<NodeServerHandle> {
   const cfg = options.config;
   const logger = options.logger ?? new JsonLogger(cfg.logLevel, { service: "qml" });
-  if (cfg.storage === "memory" && (cfg.databaseUrl || cfg.redisUrl) && !options.storage) {
-    logger.warn("QML_STORAGE is memory (the default): jobs live in this process only and DATABASE_URL/REDIS_URL are not used; set QML_STORAGE=postgres or redis", {});
+  if ((cfg.storage === "memory" || cfg.storage === "sqlite") && (cfg.databaseUrl || cfg.redisUrl) && !options.storage) {
+    const where = cfg.storage === "memory" ? "jobs live in this process only" : `jobs live in the SQLite file ${cfg.sqlitePath}`;
+    logger.warn(`QML_STORAGE is ${cfg.storage}: ${where} and DATABASE_URL/REDIS_URL are not used; set QML_STORAGE=postgres or redis`, {});
   }
   const storage = options.storage ?? (await storageFromEnv(cfg, logger));
   try {
@@ -125,40 +155,48 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
     .pollingInterval(cfg.pollMs)
     .maxPollingInterval(Math.max(cfg.pollMs, 5 * cfg.pollMs))
     .shutdownTimeout(cfg.shutdownTimeoutMs)
+    .leaseDuration(cfg.leaseMs)
     .logger(logger);
+  if (cfg.jobTimeoutMs !== undefined) serverConfig.jobTimeout(cfg.jobTimeoutMs);
   const server = new BackgroundJobServer(storage, registry, serverConfig);
-  const readiness = new Readiness(storage);
+  const metrics = options.metrics ?? processMetrics();
+  const stopMetrics = [metrics.observe(server), metrics.observeEnqueues(storage)];
+  const metricsOptions = { collector: metrics, ...(cfg.metricsToken !== undefined ? { token: cfg.metricsToken } : {}) };
+  const readiness = new Readiness(storage, { logger });
 
+  // A server without workers is a producer for other processes: the names it
+  // may enqueue are theirs, which it cannot know. With workers, a name none
+  // of them runs is most likely a typo, refused (422) before it waits forever.
+  const enqueueNames = cfg.enqueueNames ?? (registry.names().length > 0 ? "registered" : "any");
   const auth = dashboardAuth(cfg);
   const dashboardMode: DashboardMode = auth === null ? "off" : "open" in auth ? "open" : "token";
-  // node-ws routes upgrade requests through the app, and the app needs
-  // node-ws's upgrade helper: the late-bound reference breaks the cycle.
-  let app: Hono | undefined;
-  const wsInit: NodeWebSocketInit = { app: { request: (...args: Parameters<Hono["request"]>) => app!.request(...args) } as unknown as Hono };
-  const nodeWs = createNodeWebSocket(wsInit);
+  const http = nodeHttpServer();
   const dashboard = auth
-    ? createApp({ storage, registry, auth, upgradeWebSocket: nodeWs.upgradeWebSocket, logger: logger.child({ component: "http" }) })
+    ? createApp({
+        storage,
+        ...(enqueueNames === "registered" ? { registry } : {}),
+        auth,
+        upgradeWebSocket: http.upgradeWebSocket,
+        logger: logger.child({ component: "http" }),
+        live: liveLimitsFromEnv(cfg),
+        trustForwardedProto: cfg.trustForwardedProto === true,
+        metrics: metricsOptions,
+      })
     : undefined;
-  app = createNodeApp(readiness, dashboard);
-
-  const http = createAdaptorServer({ fetch: app.fetch }) as Server;
-  nodeWs.injectWebSocket(http);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: Error) => reject(new ConfigError(`cannot listen on ${cfg.host}:${cfg.port} (QML_HOST, PORT): ${e.message}`));
-    http.once("error", onError);
-    http.listen(cfg.port, cfg.host, () => {
-      http.off("error", onError);
-      resolve();
-    });
+  const metricsOnly =
+    !dashboard && cfg.metricsToken !== undefined ? new MetricsEndpoint(storage, metricsOptions, logger.child({ component: "http" })) : undefined;
+  http.bind(createNodeApp(readiness, dashboard, cfg.dashboardTokens.length > 0 ? adminBearer(cfg.dashboardTokens) : undefined, metricsOnly));
+  const bound = await http.listen(cfg.host, cfg.port, `${cfg.host}:${cfg.port} (QML_HOST, PORT)`);
+  const url = bound.origin;
+  const address = bound.address;
+  logger.info("http listening", {
+    url,
+    bound: `${address.address}:${address.port}`,
+    dashboard: dashboardMode,
+    enqueueNames,
+    health: `${url}/healthz`,
+    ready: `${url}/readyz`,
   });
-  const bound = http.address() as AddressInfo;
-  const shownHost = bound.address === "0.0.0.0" ? "127.0.0.1" : bound.address === "::" ? "[::1]" : bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
-  const url = `http://${shownHost}:${bound.port}`;
-  // @hono/node-ws rebuilds upgrade URLs as http://localhost (no port) unless
-  // told the real origin: without this a page on another localhost port
-  // would pass the WebSocket Origin check.
-  wsInit.baseUrl = url;
-  logger.info("http listening", { url, bound: `${bound.address}:${bound.port}`, dashboard: dashboardMode, health: `${url}/healthz`, ready: `${url}/readyz` });
   if (dashboardMode === "off") {
     logger.warn("dashboard not served: no QML_DASHBOARD_TOKEN and the server does not bind loopback (QML_HOST); only /healthz and /readyz answer", {
       host: cfg.host,
@@ -169,7 +207,8 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
   const demoStop = new AbortController();
   const maxRetry = options.maxStartRetryMs ?? 30_000;
   const started = (async () => {
-    for (let delay = Math.min(500, maxRetry); ; delay = Math.min(delay * 2, maxRetry)) {
+    for (let attempt = 1; ; attempt++) {
+      const delay = backoffMs(attempt, { baseMs: Math.min(500, maxRetry), maxMs: maxRetry });
       if (startAbort.signal.aborted) throw new ShutdownError();
       try {
         await server.start();
@@ -180,7 +219,7 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
         // newer qml) is an operator's to fix, not a wait; it is retried all
         // the same, so that fixing it needs no restart, but said louder.
         const log = e instanceof ConfigError ? logger.error.bind(logger) : logger.warn.bind(logger);
-        log("job server cannot start yet; retrying", { storage: storage.kind, error: String(e), retryInMs: delay });
+        log("job server cannot start yet; retrying", { storage: storage.kind, error: e, retryInMs: delay });
         await sleep(delay, startAbort.signal);
       }
     }
@@ -188,23 +227,15 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
     readiness.markStarted();
     if (cfg.demo !== "off" && !startAbort.signal.aborted) {
       try {
-        const ids = await seedDemoJobs(storage);
-        logger.info("enqueued demo jobs", { count: ids.length });
+        const seeded = await seedDemoJobs(storage);
+        logger.info("enqueued demo jobs", { count: seeded.created, alreadyThere: seeded.existing });
         if (cfg.demo === "producer") startDemoProducer(storage, demoStop.signal);
       } catch (e) {
-        logger.warn("could not enqueue the demo jobs", { error: String(e) });
+        logger.warn("could not enqueue the demo jobs", { error: e });
       }
     }
   })();
   started.catch(() => {});
-
-  const closeHttp = () =>
-    new Promise<void>((resolve) => {
-      for (const ws of nodeWs.wss.clients) ws.terminate();
-      http.close(() => resolve());
-      // Keep-alive and SSE connections would hold close() open.
-      http.closeAllConnections();
-    });
 
   let stopped: Promise<void> | null = null;
   return {
@@ -224,7 +255,8 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
         try {
           await server.stop(graceMs);
         } finally {
-          await closeHttp();
+          for (const off of stopMetrics) off();
+          await http.close();
           await storage.close();
         }
       })();

@@ -7,8 +7,14 @@
  * concurrent probes wait on the same one. The check is one primary-key read
  * of a job that does not exist: one round trip on every backend, and on
  * Postgres it also fails when the table is missing (schema not migrated).
+ *
+ * The endpoint answers strangers (load balancers send no credentials), so
+ * what it tells them is the phase, a code and a generic reason
+ * (`publicReport`); why the store is unreachable (ECONNREFUSED 10.0.3.7:5432,
+ * ENOTFOUND db.internal, database "x" does not exist) maps the network
+ * behind the server, and goes to the log and to admin callers only.
  */
-import { ConfigError, StorageUnavailableError, type Storage } from "../../../index.js";
+import { ConfigError, StorageUnavailableError, type Logger, type Storage } from "../../../index.js";
 
 export type ReadinessPhase = "starting" | "ready" | "draining";
 
@@ -29,6 +35,8 @@ export interface ReadinessOptions {
   cacheMs?: number;
   /** A check that takes longer counts as unreachable (default 2000 ms). */
   timeoutMs?: number;
+  /** Where the details of a failed check go (once per distinct failure). */
+  logger?: Logger;
 }
 
 const PROBE_ID = "qml-readyz-probe";
@@ -39,6 +47,8 @@ export class Readiness {
   private cached: { at: number; report: Promise<ReadinessReport> } | undefined;
   private readonly cacheMs: number;
   private readonly timeoutMs: number;
+  private readonly logger: Logger | undefined;
+  private lastLogged: string | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -46,6 +56,7 @@ export class Readiness {
   ) {
     this.cacheMs = options.cacheMs ?? 1000;
     this.timeoutMs = options.timeoutMs ?? 2000;
+    this.logger = options.logger;
   }
 
   get current(): ReadinessPhase {
@@ -74,8 +85,18 @@ export class Readiness {
   check(): Promise<ReadinessReport> {
     const now = Date.now();
     if (this.cached && now - this.cached.at < this.cacheMs) return this.cached.report;
-    const report = this.run();
+    const report = this.run().then((r) => this.logged(r));
     this.cached = { at: now, report };
+    return report;
+  }
+
+  private logged(report: ReadinessReport): ReadinessReport {
+    // Start-up failures are logged by the server's start loop; a probe failing after it is logged here.
+    const failure = report.ok || report.phase !== "ready" ? undefined : report.error;
+    if (failure !== undefined && failure !== this.lastLogged) {
+      this.logger?.warn("not ready", { storage: report.storage, phase: report.phase, code: report.code, reason: failure });
+    }
+    this.lastLogged = failure;
     return report;
   }
 
@@ -91,9 +112,12 @@ export class Readiness {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
-        this.storage.getRecord(PROBE_ID),
+        this.storage.driver.get([PROBE_ID]),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new StorageUnavailableError(`[qml] ${this.storage.kind} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+          timer = setTimeout(
+            () => reject(new StorageUnavailableError(`${this.storage.kind} did not answer within ${this.timeoutMs} ms`, { scope: "node" })),
+            this.timeoutMs,
+          );
         }),
       ]);
       return { ok: true, ...base, checkedAt: at() };
@@ -105,10 +129,21 @@ export class Readiness {
   }
 }
 
-/** The endpoint is unauthenticated: no credentials from a URL in a driver's message, and no novels. */
+/**
+ * What /readyz tells a caller without an admin token: whether, the phase,
+ * the code, and a reason that names no host, address or database.
+ */
+export function publicReport(report: ReadinessReport): ReadinessReport {
+  // No code: "starting: migrations not applied yet"; SHUTDOWN: "the server is shutting down". Both say nothing of the network.
+  if (report.ok || report.error === undefined || report.code === undefined || report.code === "SHUTDOWN") return report;
+  const reason = report.code === "CONFIG" ? "the store's configuration is refused; see the server's log" : "storage unavailable";
+  return { ...report, error: report.phase === "starting" ? `starting: ${reason}` : reason };
+}
+
+/** For the log and admin callers: no credentials from a URL in a driver's message, and no novels. */
 function describe(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
-  const clean = text.replace(/^\[qml\]\s*/, "").replace(/\/\/[^/@\s]*@/g, "//***@");
+  const clean = text.replace(/\/\/[^/@\s]*@/g, "//***@");
   return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
 }
 

@@ -44,7 +44,8 @@ export async function loadWorkersModule(spec: string, registry: WorkerRegistry, 
     throw new ConfigError(`QML_WORKERS_MODULE=${JSON.stringify(spec)} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
   }
   const register = typeof mod.register === "function" ? mod.register : typeof mod.default === "function" ? mod.default : undefined;
-  if (!register) throw new ConfigError(`QML_WORKERS_MODULE=${JSON.stringify(spec)} is invalid: expected a module exporting register(registry) (named or default export)`);
+  if (!register)
+    throw new ConfigError(`QML_WORKERS_MODULE=${JSON.stringify(spec)} is invalid: expected a module exporting register(registry) (named or default export)`);
   const before = new Set(registry.names());
   await (register as RegisterWorkers)(registry, context);
   const added = registry.names().filter((n) => !before.has(n));

@@ -1,11 +1,16 @@
 /**
- * PostgresConfig: the builder for a PostgresStorage.
+ * PostgresConfig: the builder for a PostgresBackend.
  *
- *   new PostgresConfig()
- *     .withDatabaseUrl(process.env.DATABASE_URL)
- *     .withDriver("neon-http")
- *     .withAutoMigrate(true)
+ *   new Storage(postgresBackend(
+ *     new PostgresConfig()
+ *       .withDatabaseUrl(process.env.DATABASE_URL)
+ *       .withDriver("neon-http")
+ *       .withAutoMigrate(true),
+ *   ))
  */
+import { readEnv } from "../../../core/config/env.js";
+import { check } from "../../../core/config/bounds.js";
+import { DEFAULT_RETENTION, type Retention } from "../../../core/driver.js";
 import { ConfigError } from "../../../core/errors.js";
 import { validateSchemaName, type SqlDriver } from "./driver.js";
 import type { NeonSocketOptions } from "./drivers/neon.js";
@@ -13,11 +18,12 @@ import type { NeonSocketOptions } from "./drivers/neon.js";
 export type PostgresDriverName = "pg" | "neon-ws" | "neon-http";
 const DRIVER_NAMES: readonly PostgresDriverName[] = ["pg", "neon-ws", "neon-http"];
 
-export interface ResolvedPostgresConfig {
+export interface ResolvedPostgresConfig extends Retention {
   databaseUrl: string | undefined;
-  /** A driver name, or a driver instance the caller owns (it is not closed with the storage). */
+  /** A driver name, or a driver instance the caller owns (it is not closed with the backend). */
   driver: PostgresDriverName | SqlDriver;
   schema: string;
+  /** Migrate before the first statement (once). */
   autoMigrate: boolean;
   maxConnections: number;
   minConnections: number;
@@ -25,10 +31,6 @@ export interface ResolvedPostgresConfig {
   idleTimeoutMs: number;
   /** Client-side limit on one statement (pg, neon-ws) or one HTTP request (neon-http). */
   queryTimeoutMs: number | undefined;
-  /** Finished jobs older than this are pruned (default 24 h). */
-  completedJobTtlMs: number;
-  /** Finished jobs kept at most; the oldest are pruned past it (default 10,000). */
-  maxFinishedJobs: number;
   /** NOTIFY on enqueue, LISTEN for wake-ups (drivers with sessions only). Default true. */
   notify: boolean;
   /** Prepared statements on drivers with sessions (default true). */
@@ -40,11 +42,9 @@ export interface ResolvedPostgresConfig {
 }
 
 function positiveInt(name: string, v: number, min = 1): number {
-  if (!Number.isInteger(v) || v < min) throw new ConfigError(`[qml] [postgres] ${name} must be an integer >= ${min}; got ${v}`);
+  if (!Number.isInteger(v) || v < min) throw new ConfigError(`${name} must be an integer >= ${min}; got ${v}`, { scope: "postgres" });
   return v;
 }
-
-const HOUR = 3_600_000;
 
 export class PostgresConfig {
   private readonly c: ResolvedPostgresConfig = {
@@ -57,8 +57,8 @@ export class PostgresConfig {
     connectTimeoutMs: 10_000,
     idleTimeoutMs: 10_000,
     queryTimeoutMs: undefined,
-    completedJobTtlMs: 24 * HOUR,
-    maxFinishedJobs: 10_000,
+    finishedJobTtlMs: DEFAULT_RETENTION.finishedJobTtlMs,
+    maxFinishedJobs: DEFAULT_RETENTION.maxFinishedJobs,
     notify: true,
     preparedStatements: true,
     neonSocket: {},
@@ -66,39 +66,39 @@ export class PostgresConfig {
   };
 
   /**
-   * Reads QML_DATABASE_URL (or DATABASE_URL), QML_POSTGRES_DRIVER,
-   * QML_POSTGRES_SCHEMA and QML_POSTGRES_AUTO_MIGRATE from an env object
-   * (process.env, a Worker's env bindings).
+   * Reads DATABASE_URL, QML_POSTGRES_DRIVER, QML_POSTGRES_SCHEMA,
+   * QML_POSTGRES_MAX_CONNECTIONS, QML_FINISHED_JOB_TTL_MS and
+   * QML_MAX_FINISHED_JOBS from an env object (process.env, a Worker's env
+   * bindings), through qml's table of them (README "Configuration").
    */
   static fromEnv(env: Record<string, unknown>): PostgresConfig {
     const c = new PostgresConfig();
-    const str = (k: string) => (typeof env[k] === "string" && (env[k] as string).length > 0 ? (env[k] as string) : undefined);
-    const url = str("QML_DATABASE_URL") ?? str("DATABASE_URL");
-    if (url) c.withDatabaseUrl(url);
-    const driver = str("QML_POSTGRES_DRIVER");
-    if (driver) c.withDriver(driver as PostgresDriverName);
-    const schema = str("QML_POSTGRES_SCHEMA");
-    if (schema) c.withSchema(schema);
-    const auto = str("QML_POSTGRES_AUTO_MIGRATE");
-    if (auto) c.withAutoMigrate(auto === "1" || auto.toLowerCase() === "true");
+    const e = readEnv(env);
+    if (e.databaseUrl) c.withDatabaseUrl(e.databaseUrl);
+    if (e.postgresDriver) c.withDriver(e.postgresDriver);
+    if (e.postgresSchema) c.withSchema(e.postgresSchema);
+    if (e.postgresMaxConnections !== undefined) c.withMaxConnections(e.postgresMaxConnections);
+    if (e.finishedJobTtlMs !== undefined) c.withFinishedJobTtl(e.finishedJobTtlMs);
+    if (e.maxFinishedJobs !== undefined) c.withMaxFinishedJobs(e.maxFinishedJobs);
     return c;
   }
 
   /** `postgres://user:password@host:port/database`. */
   withDatabaseUrl(url: string): this {
-    if (typeof url !== "string" || !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError("[qml] [postgres] the database URL must start with postgres:// or postgresql://");
+    if (typeof url !== "string" || !/^postgres(ql)?:\/\//.test(url))
+      throw new ConfigError("the database URL must start with postgres:// or postgresql://", { scope: "postgres" });
     this.c.databaseUrl = url;
     return this;
   }
   /** `pg` (TCP, Node), `neon-ws` (Neon Pool over WebSocket) or `neon-http` (Neon over HTTPS), or a driver instance. */
   withDriver(driver: PostgresDriverName | SqlDriver): this {
     if (typeof driver === "string" ? !DRIVER_NAMES.includes(driver) : typeof driver?.query !== "function") {
-      throw new ConfigError(`[qml] [postgres] driver must be one of ${DRIVER_NAMES.join(", ")} or a SqlDriver; got ${JSON.stringify(driver)}`);
+      throw new ConfigError(`driver must be one of ${DRIVER_NAMES.join(", ")} or a SqlDriver; got ${JSON.stringify(driver)}`, { scope: "postgres" });
     }
     this.c.driver = driver;
     return this;
   }
-  /** Migrate when the storage is created (default false: call migrate(); a BackgroundJobServer does at start). */
+  /** Migrate before the first statement, once (default false: call migrate(); a BackgroundJobServer does at start). */
   withAutoMigrate(on: boolean): this {
     this.c.autoMigrate = on === true;
     return this;
@@ -135,14 +135,14 @@ export class PostgresConfig {
     this.c.queryTimeoutMs = positiveInt("queryTimeout", ms);
     return this;
   }
-  /** Finished (succeeded, failed, deleted) jobs older than this are pruned, in ms (default 24 h). */
-  withCompletedJobTtl(ms: number): this {
-    this.c.completedJobTtlMs = positiveInt("completedJobTtl", ms);
+  /** Finished (succeeded, failed, deleted) jobs older than this are pruned, in ms (default 24 h; 0: no age limit). */
+  withFinishedJobTtl(ms: number): this {
+    this.c.finishedJobTtlMs = check("finishedJobTtlMs", ms, "finishedJobTtl", "postgres");
     return this;
   }
-  /** Finished jobs kept at most; the oldest are pruned past it (default 10,000). */
+  /** Finished jobs kept at most; the oldest are pruned past it (default 10,000; 0: a job is deleted as it finishes). */
   withMaxFinishedJobs(n: number): this {
-    this.c.maxFinishedJobs = positiveInt("maxFinishedJobs", n, 0);
+    this.c.maxFinishedJobs = check("maxFinishedJobs", n, "maxFinishedJobs", "postgres");
     return this;
   }
   /** NOTIFY on enqueue and LISTEN for wake-ups on drivers with sessions (default true). */
@@ -162,7 +162,7 @@ export class PostgresConfig {
   }
   /** The `/sql` endpoint for the neon-http driver (e.g. a local gateway). */
   withNeonFetchEndpoint(url: string): this {
-    if (typeof url !== "string" || !/^https?:\/\//.test(url)) throw new ConfigError("[qml] [postgres] the fetch endpoint must be an http(s) URL");
+    if (typeof url !== "string" || !/^https?:\/\//.test(url)) throw new ConfigError("the fetch endpoint must be an http(s) URL", { scope: "postgres" });
     this.c.neonFetchEndpoint = url;
     return this;
   }

@@ -1,12 +1,12 @@
 /**
- * The narrow seam between PostgresStorage and a Postgres client library.
+ * The narrow seam between PostgresBackend and a Postgres client library.
  *
- * The storage needs one thing: run one statement with parameters and get
- * rows back as objects. Every contract method is one statement, so the same
+ * The backend needs one thing: run one statement with parameters and get
+ * rows back as objects. Each StorageDriver method is one statement, so the same
  * code runs over a TCP pool (`pg`), a WebSocket pool (`@neondatabase/serverless`
  * Pool) and Neon's HTTP endpoint (`neon()`), which has no sessions at all.
  *
- * Parameters the storage sends are strings, finite numbers or null (JSON is
+ * Parameters the backend sends are strings, finite numbers or null (JSON is
  * sent as text and cast in SQL), so no driver's own value serialisation
  * (arrays, dates, buffers) is ever involved.
  */
@@ -57,7 +57,19 @@ export const RETRYABLE_SQLSTATES: ReadonlySet<string> = new Set(["40001", "40P01
 
 /** SQLSTATE classes and codes that mean the server is (for now) not there. */
 const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", "53400", "08000", "08001", "08003", "08004", "08006", "08007", "08P01"]);
-const UNAVAILABLE_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ECONNABORTED", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT"]);
+const UNAVAILABLE_NODE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ECONNABORTED",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
 const UNAVAILABLE_MESSAGES = [
   /connection terminated/i,
   /connection error/i,
@@ -110,11 +122,14 @@ export function toStorageError(e: unknown, schema: string): unknown {
   if (e instanceof StorageUnavailableError || e instanceof ConfigError) return e;
   const state = sqlState(e);
   if (state === "42P01" || state === "3F000" || state === "42883") {
-    return new ConfigError(`[qml] [postgres] schema "${schema}" is missing or not migrated (${(e as Error).message}); call migrate() or use withAutoMigrate(true)`);
+    return new ConfigError(`schema "${schema}" is missing or not migrated (${(e as Error).message}); call migrate() or use withAutoMigrate(true)`, {
+      scope: "postgres",
+      cause: e,
+    });
   }
   if (isUnavailable(e)) {
     const message = e instanceof Error ? e.message : String(e);
-    return new StorageUnavailableError(`[qml] [postgres] ${message}`, { cause: e });
+    return new StorageUnavailableError(message, { scope: "postgres", cause: e });
   }
   return e;
 }
@@ -126,7 +141,7 @@ export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export function validateSchemaName(schema: unknown): string {
   if (typeof schema !== "string" || !SCHEMA_NAME.test(schema)) {
-    throw new ConfigError(`[qml] [postgres] schema must match ${SCHEMA_NAME} (lowercase letters, digits, "_"); got ${JSON.stringify(schema)}`);
+    throw new ConfigError(`schema must match ${SCHEMA_NAME} (lowercase letters, digits, "_"); got ${JSON.stringify(schema)}`, { scope: "postgres" });
   }
   return schema;
 }

@@ -2,13 +2,17 @@
  * A job record as a Redis hash, and back.
  *
  * Fields are the JobRecord's names. Numbers are decimal strings; arguments,
- * result, error, progress, retry and metadata are JSON text that the scripts
- * never parse (Lua's cjson would rewrite numbers such as 1e21 or 0.1), so
- * a job reads back exactly as it was written. History is one field: the
+ * result, error, progress, retry, metadata and flow are JSON text that the
+ * scripts never rewrite (Lua's cjson would rewrite numbers such as 1e21 or
+ * 0.1), so a job reads back exactly as it was written. Only flow is ever
+ * decoded by a script: its dependsOn, a list of ids (strings, which cjson
+ * reads back byte for byte), names the dependency edges a script writes or
+ * drops (insert.lua, transition.lua). History is one field: the
  * entries' JSON joined by "\n", with `hn` counting them, so a script
  * appends and trims it with string operations (see lib/common.lua).
  * `seq` is the placement sequence the ready/delayed indexes are keyed by;
- * `op` the id of the last operator transition (to recognise its retry).
+ * `op` the id of the last operator transition and `dop` that of the last
+ * insert call that debounced the job (to recognise their retries).
  */
 import { StorageUnavailableError } from "../../../core/errors.js";
 import { JobState, historyFromLines, isJobState, type HistoryEntry, type JobRecord } from "../../../core/job.js";
@@ -19,8 +23,20 @@ import type { RedisReply } from "./driver.js";
  * (it names them in its HSET; test/redis/scripts.test.ts keeps the two in step).
  */
 export const REQUIRED_FIELDS = [
-  "id", "name", "args", "queue", "priority", "state", "attempts", "maxAttempts",
-  "createdAt", "updatedAt", "runAt", "leaseToken", "history", "hn",
+  "id",
+  "name",
+  "args",
+  "queue",
+  "priority",
+  "state",
+  "attempts",
+  "maxAttempts",
+  "createdAt",
+  "updatedAt",
+  "runAt",
+  "leaseToken",
+  "history",
+  "hn",
 ] as const;
 
 /**
@@ -49,6 +65,10 @@ export function encodeRecord(r: JobRecord): { required: string[]; optional: stri
   if (r.retry !== undefined) f.push("retry", JSON.stringify(r.retry));
   if (r.timeoutMs !== undefined) f.push("timeoutMs", String(r.timeoutMs));
   if (r.uniqueKey !== undefined) f.push("uniqueKey", r.uniqueKey);
+  if (r.uniqueUntil !== undefined) f.push("uniqueUntil", String(r.uniqueUntil));
+  if (r.concurrencyKey !== undefined) f.push("concurrencyKey", r.concurrencyKey, "concurrencyLimit", String(r.concurrencyLimit));
+  if (r.rateKey !== undefined) f.push("rateKey", r.rateKey, "rateLimit", String(r.rateLimit), "rateInterval", String(r.rateInterval));
+  if (r.rateWindow !== undefined) f.push("rateWindow", String(r.rateWindow));
   if (r.metadata !== undefined) f.push("metadata", JSON.stringify(r.metadata));
   if (r.leaseOwner !== undefined) f.push("leaseOwner", r.leaseOwner);
   if (r.leaseUntil !== undefined) f.push("leaseUntil", String(r.leaseUntil));
@@ -58,6 +78,7 @@ export function encodeRecord(r: JobRecord): { required: string[]; optional: stri
   if (r.error !== undefined) f.push("error", JSON.stringify(r.error));
   const progress = json(r.progress);
   if (progress !== undefined) f.push("progress", progress);
+  if (r.flow !== undefined) f.push("flow", JSON.stringify(r.flow));
   return { required, optional: f };
 }
 
@@ -68,7 +89,7 @@ export function json(v: unknown): string | undefined {
 }
 
 function corrupt(why: string): never {
-  throw new StorageUnavailableError(`[qml] [redis] a job hash is malformed: ${why}`);
+  throw new StorageUnavailableError(`a job hash is malformed: ${why}`, { scope: "redis" });
 }
 
 /** A HGETALL-shaped flat array to a record; null for an empty array (no such job). */
@@ -103,6 +124,17 @@ export function decodeRecord(reply: RedisReply): JobRecord | null {
   if (h.has("retry")) r.retry = JSON.parse(h.get("retry")!) as JobRecord["retry"];
   if (h.has("timeoutMs")) r.timeoutMs = num("timeoutMs");
   if (h.has("uniqueKey")) r.uniqueKey = h.get("uniqueKey")!;
+  if (h.has("uniqueUntil")) r.uniqueUntil = num("uniqueUntil");
+  if (h.has("concurrencyKey")) {
+    r.concurrencyKey = h.get("concurrencyKey")!;
+    r.concurrencyLimit = num("concurrencyLimit");
+  }
+  if (h.has("rateKey")) {
+    r.rateKey = h.get("rateKey")!;
+    r.rateLimit = num("rateLimit");
+    r.rateInterval = num("rateInterval");
+  }
+  if (h.has("rateWindow")) r.rateWindow = num("rateWindow");
   if (h.has("metadata")) r.metadata = JSON.parse(h.get("metadata")!) as Record<string, unknown>;
   if (h.has("leaseOwner")) r.leaseOwner = h.get("leaseOwner")!;
   if (h.has("leaseUntil")) r.leaseUntil = num("leaseUntil");
@@ -110,6 +142,7 @@ export function decodeRecord(reply: RedisReply): JobRecord | null {
   if (h.has("result")) r.result = JSON.parse(h.get("result")!);
   if (h.has("error")) r.error = JSON.parse(h.get("error")!) as JobRecord["error"];
   if (h.has("progress")) r.progress = JSON.parse(h.get("progress")!);
+  if (h.has("flow")) r.flow = JSON.parse(h.get("flow")!) as JobRecord["flow"];
   return r;
 }
 
@@ -158,14 +191,22 @@ function claimedRecord(a: unknown): JobRecord {
   if (mask & 1) r.retry = a[i++] as JobRecord["retry"];
   if (mask & 2) r.timeoutMs = asNumber(a[i++], "timeoutMs");
   if (mask & 4) r.uniqueKey = asString(a[i++], "uniqueKey");
-  if (mask & 8) r.metadata = a[i++] as Record<string, unknown>;
+  if (mask & 8) r.uniqueUntil = asNumber(a[i++], "uniqueUntil");
+  if (mask & 16) r.concurrencyKey = asString(a[i++], "concurrencyKey");
+  if (mask & 32) r.concurrencyLimit = asNumber(a[i++], "concurrencyLimit");
+  if (mask & 64) r.rateKey = asString(a[i++], "rateKey");
+  if (mask & 128) r.rateLimit = asNumber(a[i++], "rateLimit");
+  if (mask & 256) r.rateInterval = asNumber(a[i++], "rateInterval");
+  if (mask & 512) r.rateWindow = asNumber(a[i++], "rateWindow");
+  if (mask & 1024) r.metadata = a[i++] as Record<string, unknown>;
   // Key order as decodeRecord's: records of both paths share one shape.
   if (a[13] !== null) r.leaseOwner = asString(a[13], "leaseOwner");
   if (a[14] !== null) r.leaseUntil = asNumber(a[14], "leaseUntil");
-  if (mask & 16) r.finishedAt = asNumber(a[i++], "finishedAt");
-  if (mask & 32) r.result = a[i++];
-  if (mask & 64) r.error = a[i++] as JobRecord["error"];
-  if (mask & 128) r.progress = a[i++];
+  if (mask & 2048) r.finishedAt = asNumber(a[i++], "finishedAt");
+  if (mask & 4096) r.result = a[i++];
+  if (mask & 8192) r.error = a[i++] as JobRecord["error"];
+  if (mask & 16384) r.progress = a[i++];
+  if (mask & 32768) r.flow = a[i++] as JobRecord["flow"];
   return r;
 }
 

@@ -33,10 +33,11 @@ export interface RedisDriver {
   /** SCRIPT LOAD of each script, in one round trip where the driver can. Returns the SHA-1s. */
   loadScripts(scripts: readonly LuaScript[]): Promise<string[]>;
   /**
-   * Subscribes to a pub/sub channel on a dedicated connection (TCP drivers
-   * only: the REST API has no subscriptions). Resolves to an unsubscribe.
+   * Subscribes to pub/sub channels on one dedicated connection (TCP drivers
+   * only: the REST API has no subscriptions) and calls `onMessage` with the
+   * channel and the message. Resolves to an unsubscribe once subscribed.
    */
-  subscribe?(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+  subscribe?(channels: readonly string[], onMessage: (channel: string, message: string) => void): Promise<() => Promise<void>>;
   /**
    * True when calls reach Redis in the order they are made (one TCP
    * connection): a claim sent while an insert is in flight runs after it.
@@ -63,6 +64,5 @@ export function replyText(e: unknown): string {
  */
 export function toStorageError(e: unknown, driver: string, operation: string): Error {
   if (e instanceof QmlError) return e;
-  const text = replyText(e).replace(/^\[qml\]\s*/, "");
-  return new StorageUnavailableError(`[qml] [redis] ${operation} failed (${driver}): ${text}`, { cause: e });
+  return new StorageUnavailableError(`${operation} failed (${driver}): ${replyText(e)}`, { cause: e, scope: "redis" });
 }

@@ -20,11 +20,7 @@ export interface ListeningClient {
  * dropped one. Notifications sent while it was down are lost: the server's
  * polling covers them, NOTIFY only shortens the wait.
  */
-export async function listenWith(
-  makeClient: () => ListeningClient,
-  channel: string,
-  onPayload: (payload: string) => void,
-): Promise<() => Promise<void>> {
+export async function listenWith(makeClient: () => ListeningClient, channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
   let stopped = false;
   let client: ListeningClient | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -15,7 +15,7 @@ import { Client, Pool, neon, neonConfig } from "@neondatabase/serverless";
 import type { SqlDriver, SqlResult } from "../driver.js";
 import { listenWith, type ListeningClient } from "./listen.js";
 import { PoolDriver, type QueryablePool } from "./pool-driver.js";
-import { nodeRequire } from "./node-require.js";
+import { nodeRequire } from "../../node-require.js";
 
 /** Per-connection WebSocket settings (see Neon's CONFIG.md). */
 export interface NeonSocketOptions {
@@ -29,7 +29,11 @@ export interface NeonSocketOptions {
   pipelineConnect?: "password" | false;
   pipelineTLS?: boolean;
   forceDisablePgSSL?: boolean;
-  /** Batch writes into one frame per tick. Off is faster on Node (about 1 ms per query). */
+  /**
+   * Batch writes into one frame per tick (Neon's default: on). Off on Node:
+   * the batch goes out from a setTimeout(0), which Node runs after at least
+   * 1 ms, so each query waits that long (docs/decisions/neon-coalesce-writes.md).
+   */
   coalesceWrites?: boolean;
 }
 
@@ -47,7 +51,7 @@ function resolveWebSocket(given: unknown): unknown {
   if (given) return given;
   if (typeof (globalThis as { WebSocket?: unknown }).WebSocket === "function") return undefined;
   // Node 20 has no WebSocket: `ws`, loaded the way that keeps it out of Worker bundles.
-  const mod = nodeRequire("ws") as { default?: unknown; WebSocket?: unknown };
+  const mod = nodeRequire("ws", "postgres") as { default?: unknown; WebSocket?: unknown };
   return mod.WebSocket ?? mod.default ?? mod;
 }
 

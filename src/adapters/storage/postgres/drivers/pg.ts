@@ -9,7 +9,7 @@ import type { Pool, PoolConfig } from "pg";
 import type { SqlDriver } from "../driver.js";
 import { listenWith, type ListeningClient } from "./listen.js";
 import { PoolDriver, type QueryablePool } from "./pool-driver.js";
-import { nodeRequire } from "./node-require.js";
+import { nodeRequire } from "../../node-require.js";
 
 export interface PgDriverOptions {
   connectionString: string;
@@ -50,7 +50,7 @@ export class PgDriver extends PoolDriver implements SqlDriver {
   }
 
   static async create(options: PgDriverOptions): Promise<PgDriver> {
-    const pg = asPg(options.pg ?? nodeRequire("pg"));
+    const pg = asPg(options.pg ?? nodeRequire("pg", "postgres"));
     const pool = new pg.Pool({
       ...options.pool,
       connectionString: options.connectionString,
@@ -64,7 +64,11 @@ export class PgDriver extends PoolDriver implements SqlDriver {
   }
 
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
-    const make = () => new this.pg.Client({ connectionString: this.options.connectionString, connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000 }) as unknown as ListeningClient;
+    const make = () =>
+      new this.pg.Client({
+        connectionString: this.options.connectionString,
+        connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000,
+      }) as unknown as ListeningClient;
     return listenWith(make, channel, onPayload);
   }
 }

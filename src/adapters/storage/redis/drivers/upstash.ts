@@ -73,7 +73,7 @@ export class UpstashDriver implements RedisDriver {
   }
 
   async command(args: readonly string[]): Promise<RedisReply> {
-    if (args.length === 0) throw new TypeError("[qml] [redis] empty command");
+    if (args.length === 0) throw new TypeError("empty command");
     try {
       return (await this.client.exec(args as [string, ...string[]])) as RedisReply;
     } catch (e) {

@@ -13,8 +13,22 @@
              succeeded       result JSON ("" = none)
              failed          error JSON ("" = none)
              awaiting_retry  runAt ("" = now), error JSON ("" = none)
-             enqueued        nothing
-  Output:  array of 1 (applied) / 0 (lost), in input order
+             enqueued        "1" when the attempt stays counted, "" when
+                             the release gives it back
+  Output:  array of 1 (applied) / 0 (lost), in input order; 2 for an
+           applied outcome that finished the job (succeeded, failed) while
+           jobs wait for it (its deps:<id> set exists, see lib/common.lua),
+           for the core to settle them
+
+  A release (enqueued) keeps the job's runAt and placement sequence: it goes
+  back under the ready member it was claimed from, so it keeps its place at
+  the head of its queue, ahead of the jobs enqueued since (even within the
+  same millisecond).
+
+  Every applied outcome takes the job out of processing: a job with a
+  concurrency key frees its slot, and one job parked on the key goes back
+  to its queue (freeSlot in lib/common.lua). A resent outcome finds the
+  job out of processing already and frees nothing twice.
 ]]
 --@include lib/common.lua
 
@@ -25,7 +39,7 @@ local a = 7 + 2 * tonumber(ARGV[6])
 for j = 1, tonumber(ARGV[5]) do
   local id, token, x = ARGV[a], tonumber(ARGV[a + 1]), 5 + 2 * tonumber(ARGV[a + 2])
   local to, e = ARGV[x], ARGV[x + 1]
-  local runAtArg, result, err = "", "", ""
+  local runAtArg, result, err, counted = "", "", "", ""
   if to == "succeeded" then
     result, a = ARGV[a + 3], a + 4
   elseif to == "failed" then
@@ -33,23 +47,24 @@ for j = 1, tonumber(ARGV[5]) do
   elseif to == "awaiting_retry" then
     runAtArg, err, a = ARGV[a + 3], ARGV[a + 4], a + 5
   else
-    a = a + 3
+    counted, a = ARGV[a + 3], a + 4
   end
   local k = JOB .. id
-  -- Only what every outcome needs; a release also reads attempts and priority.
-  local f = redis.call("HMGET", k, "state", "leaseToken", "queue", "history", "hn")
+  -- Only what every outcome needs; a release also reads attempts, priority, runAt and seq.
+  local f = redis.call("HMGET", k, "state", "leaseToken", "queue", "history", "hn", "concurrencyKey")
   if not f[1] or tonumber(f[2]) ~= token then
     out[j] = 0
   elseif f[1] ~= "processing" then
-    out[j] = (f[1] == to) and 1 or 0
+    -- A resent outcome answers as the first run did, flag included.
+    out[j] = (f[1] ~= to) and 0 or (FINISHED[to] and hasDependents(id)) and 2 or 1
   else
     local queue = f[3]
     local hist, hn = pushHistory(f[4], f[5], e)
     local hnS = IC(hn)
     zrem(K_PROCESSING, id)
     if to == "succeeded" then
-      -- The usual outcome gets its HSET and HDEL spelled out: building a
-      -- table of their arguments per job to unpack cost ~0.5 us. A past
+      -- The usual outcome gets its HSET and HDEL spelled out, not a table of
+      -- their arguments per job to unpack, which costs more. A past
       -- attempt's error goes, and so would a result (none is expected).
       if result ~= "" then
         redis.call("HSET", k, "state", to, "updatedAt", nowS, "finishedAt", nowS, "history", hist, "hn", hnS, "seq", "0", "result", result)
@@ -70,24 +85,22 @@ for j = 1, tonumber(ARGV[5]) do
         set[#set + 1], set[#set + 2] = "seq", "0"
         zadd(K_FINISHED, nowS, id)
         tally(to)
-      else
-        -- Both set a new runAt: the stored one is never read.
-        local runAt, seq
-        if to == "awaiting_retry" then
-          runAt = runAtArg ~= "" and tonumber(runAtArg) or now
-          seq = place(id, to, queue, 0, runAt)
-        else -- enqueued: a release gives the attempt back
-          local g = redis.call("HMGET", k, "attempts", "priority")
-          local attempts = tonumber(g[1]) - 1
-          if attempts < 0 then attempts = 0 end
-          set[#set + 1], set[#set + 2] = "attempts", IC(attempts)
-          runAt = now
-          seq = place(id, to, queue, tonumber(g[2]), runAt)
-        end
+      elseif to == "awaiting_retry" then
+        -- A new runAt: the stored one is never read.
+        local runAt = runAtArg ~= "" and tonumber(runAtArg) or now
         local runAtS = runAt == now and nowS or I(runAt)
+        local seq = place(id, to, queue, 0, runAt)
         set[#set + 1], set[#set + 2] = "runAt", runAtS
         set[#set + 1], set[#set + 2] = "seq", I(seq)
         zadd(K_RUNAT, runAtS, id)
+      else -- enqueued: back to its own place (see the header); the attempt goes back unless it counts
+        local g = redis.call("HMGET", k, "attempts", "priority", "runAt", "seq")
+        if counted == "" then
+          local attempts = tonumber(g[1]) - 1
+          if attempts < 0 then attempts = 0 end
+          set[#set + 1], set[#set + 2] = "attempts", IC(attempts)
+        end
+        zadd(readyKey(queue), "0", readyMember(tonumber(g[2]), tonumber(g[3]), tonumber(g[4]) or 0, id))
       end
       redis.call("HSET", k, unpack(set))
       redis.call("HDEL", k, "leaseOwner", "leaseUntil")
@@ -95,7 +108,8 @@ for j = 1, tonumber(ARGV[5]) do
     touch(id, nowS)
     count(queue, "processing", -1)
     count(queue, to, 1)
-    out[j] = 1
+    if f[6] then freeSlot(f[6]) end
+    out[j] = (FINISHED[to] and hasDependents(id)) and 2 or 1
   end
 end
 finish(now)

@@ -28,6 +28,8 @@ local function bytesLess(a, b)
 end
 
 local idx = B .. "idx:" .. ARGV[1]
+-- Awaiting jobs only, by creation (the maintenance sweep): their own index.
+if ARGV[1] == "created" and tonumber(ARGV[11]) == 1 and ARGV[12] == "awaiting" then idx = B .. "awaiting" end
 local asc = ARGV[2] == "asc"
 local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
 local queue, name, text = ARGV[8], ARGV[9], ARGV[10]

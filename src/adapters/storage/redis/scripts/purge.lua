@@ -2,7 +2,8 @@
   purge.lua: hard-deletes jobs in the given states last updated before
   `olderThan`, walking the updatedAt index oldest first. Looks at most at
   `budget` index entries so that one call stays short; the caller repeats
-  from the position returned until done.
+  from the position returned until done. A processing job removed frees its
+  concurrency slot (freeSlot in lib/common.lua).
 
   KEYS[1]  base "<prefix>{<tag>}:"
   ARGV[1]  olderThan   ARGV[2] limit   ARGV[3] scan budget
@@ -40,4 +41,5 @@ while removed < limit and scanned < budget do
 end
 flushIndexes()
 flushCounts()
+flushActive()
 return { removed, exhausted, pos }

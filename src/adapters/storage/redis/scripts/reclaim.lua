@@ -1,7 +1,8 @@
 --[[
   reclaim.lua: jobs whose lease ended before now (leaseUntil < now) go back to
   enqueued (runAt = now), or to failed when their attempts are used up. The
-  token is bumped, so the old owner's writes are refused.
+  token is bumped, so the old owner's writes are refused. A job with a
+  concurrency key frees its slot (freeSlot in lib/common.lua).
 
   KEYS[1]  base "<prefix>{<tag>}:"
   ARGV[1]  now   ARGV[2] maxFinished   ARGV[3] finished TTL ms   ARGV[4] prune budget
@@ -17,7 +18,7 @@ local n = 0
 if #ids > 0 then batched("ZREM", B .. "processing", ids) end
 for _, id in ipairs(ids) do
   local k = JOB .. id
-  local f = redis.call("HMGET", k, "state", "attempts", "maxAttempts", "leaseToken", "leaseOwner", "queue", "priority", "history", "hn")
+  local f = redis.call("HMGET", k, "state", "attempts", "maxAttempts", "leaseToken", "leaseOwner", "queue", "priority", "history", "hn", "concurrencyKey")
   if f[1] == "processing" then
     local attempts, maxAttempts = tonumber(f[2]), tonumber(f[3])
     local owner, queue = f[5] or "?", f[6]
@@ -42,6 +43,7 @@ for _, id in ipairs(ids) do
     touch(id, nowS)
     count(queue, "processing", -1)
     count(queue, to, 1)
+    if f[10] then freeSlot(f[10]) end
     n = n + 1
   end
 end

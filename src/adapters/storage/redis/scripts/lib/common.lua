@@ -16,11 +16,43 @@
                                 (42 bits) + a sequence exceed a double's 53.
     delayed             zset    scheduled + awaiting_retry; score runAt,
                                 member 16 digits seq .. id (FIFO among equals)
+    paused              set     paused queues (set-paused.lua); read by each
+                                claim and promote, usually absent
+    parked:<queue>      zset    due jobs of a paused queue, taken out of
+                                `delayed` (still scheduled / awaiting_retry,
+                                same score and member) so that they are not
+                                read again by every claim; put back on resume
     processing          zset    score leaseUntil, member id
+    conc                hash    concurrencyKey -> its jobs in processing
+                                (absent at 0); claim.lua adds, freeSlot
+                                takes away, each in the script that moves
+                                the job into or out of processing
+    conc:parked:<key>   zset    enqueued jobs of a full concurrency key,
+                                taken out of their ready:<queue> by a claim
+                                (same member, score 0, so the best first),
+                                so that later claims do not read them again;
+                                freeSlot puts one back per slot freed. A
+                                member is stale once the job's state or seq
+                                has changed, and is dropped when met
+    rate                hash    rateKey -> its next start, numbered
+                                window * limit + starts given in it
     finished            zset    succeeded + failed + deleted; score finishedAt
+                                (a job kept past the retention because jobs
+                                wait for it is scored again at that prune)
+    awaiting            zset    awaiting jobs; score createdAt (the sweep's page)
+    deps:<id>           set     dependency edges (flows, continuations): the
+                                awaiting jobs that wait for job <id>, written
+                                by the insert of each waiter (its flow's
+                                dependsOn) and taken away when it leaves
+                                `awaiting` (transition, or a hard delete), so
+                                the set lives no longer than its waiters. A
+                                finished job with a deps set is not pruned.
+                                <id> need not exist
     idx:created|updated|runat
                         zset    score = that time, member id (list pages)
-    unique              hash    uniqueKey -> id
+    unique              hash    uniqueKey -> id (the holder; a holder whose
+                                uniqueUntil has passed gives the key up to
+                                the next insert with it, see insert.lua)
     counts              hash    state -> jobs
     qcounts             hash    "<queue>:<state>" -> jobs (0 is deleted)
     tp:m / tp:h         hash    "s:<bucket>" / "f:<bucket>" -> succeeded / failed
@@ -31,16 +63,28 @@
                                 lease ends, by the next claim that takes jobs)
     recurring, recurring:created, recurring:slot
                         hash    id -> definition JSON / createdAt / lastSlot
+    estimates           hash    job name -> expected run time in ms (read
+                                and written by commands, not by a script)
+    wake                channel insert.lua publishes the queues it filled
+    cancel              channel transition.lua publishes the running jobs it
+                                cancelled or deleted, and the reason
     meta                hash    schema version
 
   Time: every "now" comes from the caller (ARGV); no script reads TIME.
   Numbers go out through I(): Lua's own tostring keeps 14 digits only.
+
+  Cost: a script's work is per job, so per-job work is kept to what the
+  job needs: index writes, counters and deletions are collected and sent
+  once per call. What each choice saves: docs/decisions/redis-script-costs.md.
 ]]
 local B = KEYS[1]
 local JOB = B .. "job:"
 -- Keys written once per job are named once per call, not concatenated per job.
 local K_PROCESSING, K_FINISHED, K_DELAYED = B .. "processing", B .. "finished", B .. "delayed"
 local K_UPDATED, K_CREATED, K_RUNAT = B .. "idx:updated", B .. "idx:created", B .. "idx:runat"
+-- Awaiting jobs by creation time (an awaiting job's runAt is its creation
+-- time): the maintenance sweep's page reads this, not the whole index.
+local K_AWAITING = B .. "awaiting"
 -- HISTORY_LIMIT in src/core/job.ts (test/redis/scripts.test.ts keeps them equal).
 local HISTORY_LIMIT = 50
 
@@ -52,8 +96,7 @@ local function I(n)
 end
 
 -- I() for values that recur within a call (attempts, tokens, history
--- lengths, seq 0, now): a table lookup instead of a string.format (about
--- 0.4 us) per job.
+-- lengths, seq 0, now): a table lookup per job instead of a string.format.
 local formatted = {}
 local function IC(n)
   local s = formatted[n]
@@ -107,8 +150,8 @@ local function batched(cmd, key, t)
     redis.call(cmd, key, unpack(t, i, math.min(i + 3999, #t)))
   end
 end
--- Job keys removeJob deletes go with the index writes, in one DEL: a call
--- per job costs ~0.4 us more.
+-- Job keys removeJob deletes go with the index writes, in one DEL, not a
+-- call per job.
 local dels = {}
 local function flushIndexes()
   if dels[1] then
@@ -219,22 +262,34 @@ local function readyKey(queue)
   return k
 end
 
--- Takes a job out of the index its state keeps it in.
+-- "parked:<queue>": due jobs of a paused queue (see promote).
+local function parkedKey(queue)
+  return B .. "parked:" .. queue
+end
+
+-- Takes a job out of the index its state keeps it in. A delayed job may be
+-- parked (its queue paused): its member goes from both, as a ZREM of a
+-- member or key that is not there costs one lookup, less than reading
+-- where the job is.
 local function unplace(id, state, queue, priority, runAt, seq)
   if state == "enqueued" then
     zrem(readyKey(queue), readyMember(priority, runAt, seq, id))
   elseif DELAYED[state] then
-    zrem(K_DELAYED, delayedMember(seq, id))
+    local m = delayedMember(seq, id)
+    zrem(K_DELAYED, m)
+    zrem(parkedKey(queue), m)
   elseif state == "processing" then
     zrem(K_PROCESSING, id)
   elseif FINISHED[state] then
     zrem(K_FINISHED, id)
+  elseif state == "awaiting" then
+    zrem(K_AWAITING, id)
   end
 end
 
 -- Placement sequence: the counter is read once per call and written back
--- by finish(), not INCRed per placed job (a call per job, ~0.5 us of an
--- insert's ~16). Every script that places jobs ends with finish().
+-- by finish(), not INCRed per placed job (a call per job). Every script
+-- that places jobs ends with finish().
 local seqAt, seqFrom = nil, nil
 local function nextSeq()
   if not seqAt then
@@ -266,6 +321,8 @@ local function place(id, state, queue, priority, runAt, leaseUntil, finishedAt)
     zadd(K_PROCESSING, IC(leaseUntil), id)
   elseif FINISHED[state] then
     zadd(K_FINISHED, IC(finishedAt), id)
+  elseif state == "awaiting" then
+    zadd(K_AWAITING, I(runAt), id)
   end
   return 0
 end
@@ -275,6 +332,95 @@ local function touch(id, nowS)
   zadd(K_UPDATED, nowS, id)
 end
 
+-- Concurrency keys: each key's count of processing jobs is read once per
+-- call (HGET), kept here as jobs come and go, and written back by finish().
+local activeAt, activeDirty = {}, {}
+local function activeCount(ckey)
+  local n = activeAt[ckey]
+  if not n then
+    n = tonumber(redis.call("HGET", B .. "conc", ckey)) or 0
+    activeAt[ckey] = n
+  end
+  return n
+end
+local function addActive(ckey, d)
+  activeAt[ckey] = activeCount(ckey) + d
+  activeDirty[ckey] = true
+end
+local function flushActive()
+  for ckey in pairs(activeDirty) do
+    local n = activeAt[ckey]
+    if n > 0 then
+      redis.call("HSET", B .. "conc", ckey, I(n))
+    else
+      redis.call("HDEL", B .. "conc", ckey)
+    end
+  end
+  activeDirty = {}
+end
+
+-- "conc:parked:<key>": jobs a claim set aside while their key was full.
+local function concParkedKey(ckey)
+  return B .. "conc:parked:" .. ckey
+end
+
+-- The best parked job of `ckey` that is still waiting as it was parked
+-- (enqueued, same ready member) goes back to its ready queue under that
+-- member, so it keeps its place; stale members met on the way are dropped.
+-- Called once per freed slot (freeSlot), and when a waiting job of the key
+-- leaves the ready queue by another way than a claim (deleted, put off by
+-- its rate limit): it may be the one a freed slot sent back, and the slot
+-- would otherwise wait for the next job of the key to finish.
+local function unparkOne(ckey)
+  local pk = concParkedKey(ckey)
+  while true do
+    local ms = redis.call("ZRANGE", pk, "0", "0")
+    local m = ms[1]
+    if not m then break end
+    redis.call("ZREMRANGEBYRANK", pk, "0", "0")
+    local id = string.sub(m, READY_ID_AT)
+    local g = redis.call("HMGET", JOB .. id, "state", "queue", "priority", "runAt", "seq")
+    if g[1] == "enqueued" and readyMember(tonumber(g[3]), tonumber(g[4]), tonumber(g[5]) or 0, id) == m then
+      -- Written now, not with the batched index writes: those send removals
+      -- first, so a later step of the call that takes the job out of its
+      -- ready queue (a transition of the same job) must find it there.
+      redis.call("ZADD", readyKey(g[2]), "0", m)
+      break
+    end
+  end
+end
+
+-- A job with concurrency key `ckey` left processing: the count goes down
+-- and one parked job goes back (unparkOne). One per slot: the claim
+-- decides whether it may run.
+local function freeSlot(ckey)
+  addActive(ckey, -1)
+  unparkOne(ckey)
+end
+
+-- Dependency edges (flows): "deps:<id>" holds the awaiting jobs that wait
+-- for job <id>. A waiter's edges are the ids of its flow's dependsOn (the
+-- flow field, JSON written by codec.ts; ids are strings, which cjson reads
+-- back byte for byte).
+local function depsKey(id)
+  return B .. "deps:" .. id
+end
+local function addEdges(waiter, flowJson)
+  for _, dep in ipairs(cjson.decode(flowJson).dependsOn) do
+    redis.call("SADD", depsKey(dep), waiter)
+  end
+end
+-- The waiter leaves `awaiting`: its edges go (an emptied set is gone with them).
+local function dropEdges(waiter, flowJson)
+  if not flowJson then return end
+  for _, dep in ipairs(cjson.decode(flowJson).dependsOn) do
+    redis.call("SREM", depsKey(dep), waiter)
+  end
+end
+local function hasDependents(id)
+  return redis.call("EXISTS", depsKey(id)) == 1
+end
+
 -- Hard-deletes a job and every index entry and counter it has (the key and
 -- the index entries with the next flushIndexes). `unlisted`: the caller
 -- has already taken the id out of `finished` (prune does, by rank).
@@ -282,20 +428,23 @@ local function removeJob(id, unlisted)
   local k = JOB .. id
   -- A finished job's only state index is `finished`: priority, runAt and seq
   -- (to find its ready or delayed entry) are read only for a job in another
-  -- state, which prune never meets. Three fields instead of six: ~0.4 us a job.
+  -- state, which prune never meets, so prune reads three fields, not six.
   local f = redis.call("HMGET", k, "state", "queue", "uniqueKey")
   local state, queue = f[1], f[2]
   if state then
     if not FINISHED[state] then
-      local g = redis.call("HMGET", k, "priority", "runAt", "seq")
+      local g = redis.call("HMGET", k, "priority", "runAt", "seq", "concurrencyKey", "flow")
       unplace(id, state, queue, tonumber(g[1]), tonumber(g[2]), tonumber(g[3]) or 0)
+      if state == "processing" and g[4] then freeSlot(g[4]) end
+      -- A purged waiter takes its edges along: no deps set outlives its waiters.
+      if state == "awaiting" then dropEdges(id, g[5]) end
     end
     count(queue, state, -1)
     if f[3] and redis.call("HGET", B .. "unique", f[3]) == id then
       redis.call("HDEL", B .. "unique", f[3])
     end
     -- DEL, not UNLINK: a job hash (~16 fields) is below the size UNLINK
-    -- hands to the background thread, so both free it here (measured equal).
+    -- hands to the background thread, so both free it here, at the same cost.
     dels[#dels + 1] = k
   end
   if not unlisted then zrem(K_FINISHED, id) end
@@ -309,8 +458,11 @@ end
 -- past maxFinished. `finished` is ordered by finishedAt, so both are a head
 -- of it and together the longer head; at most `budget` go per call, so one
 -- call stays short and a backlog is worked off over the next calls. One
--- ZREMRANGEBYRANK takes them out of `finished`: a ZREM per member costs a
--- lookup and a skiplist search each (~0.3 us a job).
+-- ZREMRANGEBYRANK takes them out of `finished`: a ZREM per member would
+-- cost a lookup and a skiplist search each. A job that jobs wait for (its
+-- deps set exists) stays, its outcome deciding theirs: it goes back to the
+-- end of `finished`, scored now, to be looked at again by a later prune
+-- (an EXISTS per job looked at, the ZADD only for those kept).
 local function prune(now, maxFinished, ttl, budget)
   flushIndexes()
   local n = redis.call("ZCARD", K_FINISHED) - maxFinished
@@ -322,30 +474,68 @@ local function prune(now, maxFinished, ttl, budget)
   if n <= 0 then return 0 end
   local ids = redis.call("ZRANGE", K_FINISHED, 0, n - 1)
   redis.call("ZREMRANGEBYRANK", K_FINISHED, 0, n - 1)
-  for _, id in ipairs(ids) do removeJob(id, true) end
+  local nowS, removed = I(now), 0
+  for _, id in ipairs(ids) do
+    if hasDependents(id) then
+      zadd(K_FINISHED, nowS, id)
+    else
+      removeJob(id, true)
+      removed = removed + 1
+    end
+  end
   flushIndexes()
-  return n
+  return removed
 end
 
--- Moves due scheduled / awaiting_retry jobs to their ready queue.
-local function promote(now, limit)
-  local ms = redis.call("ZRANGEBYSCORE", K_DELAYED, "-inf", I(now), "LIMIT", "0", tostring(limit))
-  if #ms == 0 then return 0 end
-  local nowS, n = I(now), 0
-  batched("ZREM", K_DELAYED, ms)
-  for _, m in ipairs(ms) do
-    local id = string.sub(m, DELAYED_ID_AT)
-    local k = JOB .. id
-    local f = redis.call("HMGET", k, "state", "queue", "priority", "runAt", "history", "hn")
-    if DELAYED[f[1]] then
-      local hist, hn = pushHistory(f[5], f[6], entry("enqueued", now, f[1] == "scheduled" and '"due"' or '"retry due"'))
-      local seq = place(id, "enqueued", f[2], tonumber(f[3]), tonumber(f[4]))
-      redis.call("HSET", k, "state", "enqueued", "updatedAt", nowS, "history", hist, "hn", IC(hn), "seq", I(seq))
-      touch(id, nowS)
-      count(f[2], f[1], -1)
-      count(f[2], "enqueued", 1)
-      n = n + 1
+-- The paused queues (set-paused.lua) as a set, or nil when none is: one
+-- SMEMBERS of a key that is usually absent, the only cost pausing adds to
+-- a claim or a promotion while no queue is paused.
+local function pausedSet()
+  local qs = redis.call("SMEMBERS", B .. "paused")
+  if not qs[1] then return nil end
+  local s = {}
+  for _, q in ipairs(qs) do s[q] = true end
+  return s
+end
+
+-- Moves up to `limit` due scheduled / awaiting_retry jobs to their ready
+-- queue. A due job of a queue in `paused` (pausedSet) is parked instead:
+-- moved from `delayed` to `parked:<queue>` in its state, so it neither
+-- becomes claimable nor stays at the head of `delayed`, where every later
+-- claim would read it again and, once a paused queue had `limit` due jobs,
+-- no other queue's due job would be promoted at all. Parking is work done
+-- once per job; at most about `limit` are parked per call, the rest by the
+-- next calls. set-paused.lua puts them back when the queue resumes.
+local function promote(now, limit, paused)
+  local nowS, n, parked = I(now), 0, 0
+  while true do
+    local want = limit - n
+    local ms = redis.call("ZRANGEBYSCORE", K_DELAYED, "-inf", nowS, "LIMIT", "0", tostring(want))
+    if #ms == 0 then break end
+    batched("ZREM", K_DELAYED, ms)
+    local parkedNow = 0
+    for _, m in ipairs(ms) do
+      local id = string.sub(m, DELAYED_ID_AT)
+      local k = JOB .. id
+      local f = redis.call("HMGET", k, "state", "queue", "priority", "runAt", "history", "hn")
+      if DELAYED[f[1]] then
+        if paused and paused[f[2]] then
+          zadd(parkedKey(f[2]), f[4], m)
+          parkedNow = parkedNow + 1
+        else
+          local hist, hn = pushHistory(f[5], f[6], entry("enqueued", now, f[1] == "scheduled" and '"due"' or '"retry due"'))
+          local seq = place(id, "enqueued", f[2], tonumber(f[3]), tonumber(f[4]))
+          redis.call("HSET", k, "state", "enqueued", "updatedAt", nowS, "history", hist, "hn", IC(hn), "seq", I(seq))
+          touch(id, nowS)
+          count(f[2], f[1], -1)
+          count(f[2], "enqueued", 1)
+          n = n + 1
+        end
+      end
     end
+    parked = parked + parkedNow
+    -- Another page only when parking took places this one had room for.
+    if parkedNow == 0 or #ms < want or parked >= limit then break end
   end
   flushIndexes()
   return n
@@ -358,4 +548,5 @@ local function finish(now)
   flushTally(now)
   prune(now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
   flushCounts()
+  flushActive()
 end
