@@ -48,6 +48,7 @@ export const workersProjects: TestProjectInlineConfiguration[] = [
       fileParallelism: false,
       testTimeout: 30_000,
       hookTimeout: 60_000,
+      retry: process.env.CI ? 1 : 0,
     },
   },
   {
@@ -58,6 +59,7 @@ export const workersProjects: TestProjectInlineConfiguration[] = [
       environment: "node",
       testTimeout: 30_000,
       hookTimeout: 60_000,
+      retry: process.env.CI ? 1 : 0,
     },
   },
 ];
