@@ -68,11 +68,25 @@ export function claimColumns(t: string): string {
  * The concurrency slots given back by the jobs of `from` (a CTE of rows
  * that left processing, with their concurrency_key), in the statement that
  * moved them: a slot is never held by a job that no longer runs.
+ *
+ * The slot rows are locked in key order first, the order in which the
+ * claim takes them (claim.ts, `cgrant`): updated in a join's order, a
+ * completion holding key B and waiting for A met a claim holding A and
+ * waiting for B, and PostgreSQL broke each such deadlock only after
+ * deadlock_timeout (1 s): with a per-key limit, processing at c=20 fell to
+ * a tenth (bench/README.md, "Per-key limits").
  */
 export function freeSlotsCte(s: string, from: string): string {
   return `freed AS (
   UPDATE ${s}.concurrency_slots k SET active = greatest(k.active - f.n, 0)
-  FROM (SELECT concurrency_key AS key, count(*)::int AS n FROM ${from} WHERE concurrency_key IS NOT NULL GROUP BY concurrency_key) f
+  FROM (
+    SELECT l.key, n.n
+    FROM (SELECT c.key FROM ${s}.concurrency_slots c
+          WHERE c.key IN (SELECT concurrency_key FROM ${from} WHERE concurrency_key IS NOT NULL)
+          ORDER BY c.key FOR UPDATE) l
+    JOIN (SELECT concurrency_key AS key, count(*)::int AS n FROM ${from} WHERE concurrency_key IS NOT NULL GROUP BY concurrency_key) n
+      ON n.key = l.key
+  ) f
   WHERE k.key = f.key
 )`;
 }
