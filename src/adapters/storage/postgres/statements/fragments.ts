@@ -80,12 +80,10 @@ export function freeSlotsCte(s: string, from: string): string {
   return `freed AS (
   UPDATE ${s}.concurrency_slots k SET active = greatest(k.active - f.n, 0)
   FROM (
-    SELECT l.key, n.n
-    FROM (SELECT c.key FROM ${s}.concurrency_slots c
-          WHERE c.key IN (SELECT concurrency_key FROM ${from} WHERE concurrency_key IS NOT NULL)
-          ORDER BY c.key FOR UPDATE) l
+    SELECT c.key, n.n FROM ${s}.concurrency_slots c
     JOIN (SELECT concurrency_key AS key, count(*)::int AS n FROM ${from} WHERE concurrency_key IS NOT NULL GROUP BY concurrency_key) n
-      ON n.key = l.key
+      ON n.key = c.key
+    ORDER BY c.key FOR UPDATE OF c
   ) f
   WHERE k.key = f.key
 )`;
