@@ -50,6 +50,7 @@ export {
   type JobHistory,
   type JobOptions,
   type JobRecord,
+  type StepRecord,
   type UnmetDependency,
 } from "./core/job.js";
 export { MAX_DEPENDENCIES, MAX_FLOW_DEPTH, MAX_FLOW_JOBS } from "./core/flows.js";

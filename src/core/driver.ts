@@ -43,7 +43,7 @@
  * of its transports.
  */
 import type { ErrorInfo } from "./errors.js";
-import type { JobRecord, JobState } from "./job.js";
+import type { HistoryEntry, JobRecord, JobState, StepRecord } from "./job.js";
 
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
@@ -87,7 +87,12 @@ export interface LeaseRef {
   token: number;
 }
 
-export type OutcomeState = typeof JobState.Succeeded | typeof JobState.Failed | typeof JobState.AwaitingRetry | typeof JobState.Enqueued;
+export type OutcomeState =
+  | typeof JobState.Succeeded
+  | typeof JobState.Failed
+  | typeof JobState.AwaitingRetry
+  | typeof JobState.Enqueued
+  | typeof JobState.Scheduled;
 
 /**
  * The outcome of one attempt, decided by the core. Applied only while the
@@ -96,11 +101,17 @@ export type OutcomeState = typeof JobState.Succeeded | typeof JobState.Failed | 
 export interface Outcome {
   id: string;
   token: number;
-  /** `enqueued` releases the job (shutdown, deadline): attempts go back by one unless `countAttempt`. */
+  /**
+   * `enqueued` releases the job (shutdown, deadline): attempts go back by
+   * one unless `countAttempt`, runAt kept. `scheduled` suspends it until
+   * `runAt` (a durable step's sleep or event wait, steps.ts): attempts go
+   * back by one unless `countAttempt`, error kept, the job due again at
+   * runAt like any scheduled job.
+   */
   state: OutcomeState;
-  /** For awaiting_retry: when the next attempt is due. */
+  /** For awaiting_retry and scheduled: when the job is due again. */
   runAt?: number;
-  /** For a release: the attempt stays counted (a run cut off at an invocation's deadline). */
+  /** For a release or suspension: the attempt stays counted (a run cut off at an invocation's deadline). */
   countAttempt?: boolean;
   result?: unknown;
   error?: ErrorInfo;
@@ -418,6 +429,29 @@ export interface StorageDriver {
    * starts a new window at `now` (count 1, resetAt now + windowMs).
    */
   kvHit(key: string, windowMs: number, now: number): Promise<KvHit>;
+
+  /**
+   * Replaces the job's durable steps (JobRecord.steps, read back as given,
+   * in order) with `steps` and appends `entry` to its history, fenced by
+   * the lease as setProgress is: false, and nothing written, unless the job
+   * is `processing` with `lease.token`. Steps survive every later state
+   * change (retries, suspensions, requeues, transitions) until the job is
+   * pruned; a claim returns them with the record.
+   */
+  saveSteps(lease: LeaseRef, steps: StepRecord[], entry: HistoryEntry, now: number): Promise<boolean>;
+
+  /**
+   * The event-waiter index (durable steps' waitForEvent): `addWaiter` notes
+   * that job `id` waits for events named `event` until `expiresAt` (epoch
+   * ms; a second add for the pair replaces it); `waiters` answers the ids
+   * noted for `event` whose expiresAt is after `now` (at most `limit`, any
+   * order; expired entries may be purged by the call); `removeWaiters`
+   * deletes the pairs. The index says who to look at, not who waits: the
+   * core checks each job's steps before it delivers.
+   */
+  addWaiter(event: string, id: string, expiresAt: number, now: number): Promise<void>;
+  waiters(event: string, now: number, limit: number): Promise<string[]>;
+  removeWaiters(event: string, ids: string[]): Promise<void>;
 
   // ------------------------------------------------ optional capabilities
 

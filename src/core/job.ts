@@ -120,7 +120,39 @@ export interface JobRecord {
   result?: unknown;
   error?: ErrorInfo;
   progress?: unknown;
+  /** Durable steps reached so far (ctx.step, steps.ts), in the order first reached. */
+  steps?: StepRecord[];
   history: HistoryEntry[];
+}
+
+/**
+ * One durable step of a job (ctx.step): what the store keeps so that a
+ * later run of the job (a retry, a reclaim, the next invocation) returns a
+ * finished step's result instead of running it again.
+ */
+export interface StepRecord {
+  /** Unique within the job; chosen by the worker's code (ctx.step.run("charge", …)). */
+  id: string;
+  /** `run`: a function's result; `sleep`: a pause until `until`; `wait`: an event or a timeout at `until`. */
+  kind: "run" | "sleep" | "wait";
+  /** `waiting`: a sleep or wait not over yet; `failed`: a run step whose latest try threw (it runs again). */
+  status: "completed" | "waiting" | "failed";
+  /** Epoch ms the step was first reached. */
+  startedAt: number;
+  finishedAt?: number;
+  /** run: the function's value (JSON); wait: the event `{ name, data, at }`, or null when it timed out. */
+  result?: unknown;
+  /** run: the latest try's error while `failed`. */
+  error?: ErrorInfo;
+  /** run: how many tries threw. */
+  failures?: number;
+  /** run: how long the function took, ms. */
+  durationMs?: number;
+  /** sleep: when it ends; wait: when it times out (epoch ms). */
+  until?: number;
+  /** wait: the event's name, and the fields its data must equal. */
+  event?: string;
+  match?: Record<string, unknown>;
 }
 
 /**
@@ -292,6 +324,8 @@ export class Job {
   progress: unknown;
   /** What the job waits (or waited) for: set on jobs stored by `enqueueFlow` or `continueWith`. */
   flow: FlowSpec | undefined;
+  /** Durable steps reached so far (ctx.step), in order; empty for a job that used none. */
+  steps: StepRecord[];
 
   constructor(name: string, args: unknown[] = [], options: JobOptions = {}, id?: string) {
     this.id = id ?? crypto.randomUUID();
@@ -326,6 +360,7 @@ export class Job {
     this.error = undefined;
     this.progress = undefined;
     this.flow = undefined;
+    this.steps = [];
   }
 
   /**
@@ -384,6 +419,7 @@ export class Job {
     job.error = r.error;
     job.progress = r.progress;
     job.flow = r.flow;
+    if (r.steps) job.steps = r.steps;
     return job;
   }
 
@@ -414,6 +450,7 @@ export class Job {
       error: this.error,
       progress: this.progress,
       ...(this.flow ? { flow: this.flow } : {}),
+      ...(this.steps.length > 0 ? { steps: this.steps } : {}),
       history: this.history.map((h) => ({ ...h, at: h.at.toISOString() })),
     };
   }

@@ -27,6 +27,7 @@ import { type Outcome } from "../../src/core/driver.js";
 import { Scheduler } from "../../src/core/scheduler.js";
 import { Emitter } from "../../src/core/events.js";
 import { runFlowConformance } from "./flows-conformance.js";
+import { runStepsConformance } from "./steps-conformance.js";
 
 export interface StorageHarness {
   storage: Storage;
@@ -1299,6 +1300,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
     // -------------------------------------------------------------- engine
 
     runFlowConformance(fresh);
+    runStepsConformance(fresh);
 
     describe("engine on this storage", () => {
       it("100 jobs with 20 workers: each runs exactly once", async () => {

@@ -37,7 +37,7 @@ import {
   type TransitionRequest,
   type TransitionResult,
 } from "../../../core/driver.js";
-import { DELAYED_STATES, FINISHED_STATES, JobState, appendHistory, type JobRecord } from "../../../core/job.js";
+import { DELAYED_STATES, FINISHED_STATES, JobState, appendHistory, type HistoryEntry, type JobRecord, type StepRecord } from "../../../core/job.js";
 import { Heap } from "./heap.js";
 import { MemoryKv } from "./kv.js";
 
@@ -99,6 +99,8 @@ export class MemoryBackend implements StorageDriver {
   private readonly rateNext = new Map<string, number>();
   /** Dependency id → the awaiting jobs that wait for it (flows, continuations). */
   private readonly edges = new Map<string, Set<string>>();
+  /** Event waiters: event name → job id → expiresAt. */
+  private readonly waiting = new Map<string, Map<string, number>>();
   private seq = 0;
   private inserted = 0;
   private readonly maxFinished: number;
@@ -286,6 +288,10 @@ export class MemoryBackend implements StorageDriver {
         case JobState.Enqueued:
           // A release keeps runAt: the job keeps its place at the head of its queue.
           if (!o.countAttempt) r.attempts = Math.max(0, r.attempts - 1);
+          break;
+        case JobState.Scheduled:
+          if (!o.countAttempt) r.attempts = Math.max(0, r.attempts - 1);
+          r.runAt = o.runAt ?? now;
           break;
       }
       this.setState(s, o.state);
@@ -503,6 +509,40 @@ export class MemoryBackend implements StorageDriver {
     return this.kv.add(key, value, expiresAt, now);
   }
 
+  async saveSteps(lease: LeaseRef, steps: StepRecord[], entry: HistoryEntry, now: number): Promise<boolean> {
+    const s = this.owned(lease);
+    if (!s) return false;
+    s.rec.steps = JSON.parse(JSON.stringify(steps)) as StepRecord[];
+    s.rec.updatedAt = now;
+    appendHistory(s.rec.history, { ...entry });
+    return true;
+  }
+
+  async addWaiter(event: string, id: string, expiresAt: number): Promise<void> {
+    let ids = this.waiting.get(event);
+    if (!ids) this.waiting.set(event, (ids = new Map()));
+    ids.set(id, expiresAt);
+  }
+
+  async waiters(event: string, now: number, limit: number): Promise<string[]> {
+    const ids = this.waiting.get(event);
+    if (!ids) return [];
+    const out: string[] = [];
+    for (const [id, expiresAt] of ids) {
+      if (expiresAt <= now) ids.delete(id);
+      else if (out.length < limit) out.push(id);
+    }
+    if (ids.size === 0) this.waiting.delete(event);
+    return out;
+  }
+
+  async removeWaiters(event: string, ids: string[]): Promise<void> {
+    const map = this.waiting.get(event);
+    if (!map) return;
+    for (const id of ids) map.delete(id);
+    if (map.size === 0) this.waiting.delete(event);
+  }
+
   async kvDelete(key: string): Promise<boolean> {
     return this.kv.delete(key);
   }
@@ -525,6 +565,7 @@ export class MemoryBackend implements StorageDriver {
     if (r.metadata) r.metadata = JSON.parse(JSON.stringify(r.metadata));
     if (r.flow) r.flow = { ...r.flow, dependsOn: [...r.flow.dependsOn] };
     if (r.error) r.error = { ...r.error };
+    if (r.steps) r.steps = JSON.parse(JSON.stringify(r.steps)) as StepRecord[];
     return r;
   }
 
