@@ -54,6 +54,15 @@ export {
   type UnmetDependency,
 } from "./core/job.js";
 export { MAX_DEPENDENCIES, MAX_FLOW_DEPTH, MAX_FLOW_JOBS } from "./core/flows.js";
+export {
+  MAX_STEP_RESULT_BYTES,
+  MAX_STEPS,
+  type ReceivedEvent,
+  type SendEventResult,
+  type StepRunOptions,
+  type StepTools,
+  type WaitForEventOptions,
+} from "./core/steps.js";
 export { RetryPolicy, type RetrySpec } from "./core/retry.js";
 export {
   WorkerRegistry,
@@ -96,6 +105,7 @@ export {
   DeadlineError,
   DecryptionError,
   DependencyError,
+  DuplicateStepIdError,
   EncryptionKeyMissingError,
   ErrorCode,
   InvalidStateError,
@@ -103,6 +113,8 @@ export {
   NotFoundError,
   QmlError,
   ShutdownError,
+  StepError,
+  StepResultTooLargeError,
   StorageUnavailableError,
   TimeoutError,
   UnknownJobNameError,

@@ -8,7 +8,7 @@ import { backoffMs } from "./backoff.js";
 import { sleep, type Clock } from "./clock.js";
 import type { Emitter, JobEventMap } from "./events.js";
 import type { Logger } from "./logger.js";
-import type { Outcome, StorageDriver } from "./driver.js";
+import type { CompletionResult, Outcome, StorageDriver } from "./driver.js";
 import { cleanText } from "./rules.js";
 
 export class Completer {
@@ -24,6 +24,8 @@ export class Completer {
       events: Emitter<JobEventMap>;
       /** Settles the jobs waiting for jobs these outcomes finished (flows.ts). */
       settle?: (finishedIds: string[], now: number) => Promise<unknown>;
+      /** Told of every written batch and its results (the processor's event-wait rechecks, steps.ts). */
+      applied?: (batch: Outcome[], results: CompletionResult[]) => Promise<void>;
     },
   ) {}
 
@@ -86,6 +88,10 @@ export class Completer {
         const results = await this.driver.complete(batch.map(clean), now);
         const lost = results.filter((r) => r.status === "lost").map((r) => r.id);
         if (lost.length > 0) await this.reportLost(lost);
+        if (this.opts.applied)
+          await this.opts.applied(batch, results).catch((error: unknown) => {
+            logger.warn("could not check suspended jobs for events that arrived while they ran", { error });
+          });
         const finished = results.filter((r) => r.dependents).map((r) => r.id);
         // The outcomes are recorded: a failure here leaves their waiters to the maintenance sweep.
         if (finished.length > 0 && this.opts.settle)

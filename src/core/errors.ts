@@ -21,6 +21,7 @@ export const ErrorCode = {
   EncryptionKeyMissing: "ENCRYPTION_KEY_MISSING",
   Decryption: "DECRYPTION_FAILED",
   Dependency: "DEPENDENCY",
+  Step: "STEP",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -195,6 +196,36 @@ export class DecryptionError extends QmlError {
  * Lower its timeout, raise the runtime's budget, split the job, or send it
  * to a queue that a long-running (Node) server takes.
  */
+/**
+ * A durable step used against its rules (ctx.step, steps.ts): an id
+ * reached twice in one run, an id that was another kind of step in an
+ * earlier run (the code between steps changed), a result or event over
+ * its size limit, or a step whose own retries ran out. The job fails at
+ * once: another attempt would meet the same code.
+ */
+export class StepError extends QmlError {
+  override readonly name: string = "StepError";
+  /** The step's id. */
+  readonly stepId: string;
+  constructor(stepId: string, message: string, options: QmlErrorOptions = {}) {
+    super(ErrorCode.Step, message, options);
+    this.stepId = stepId;
+  }
+}
+
+/** A step id reached a second time within one run: ids must be unique within a job. */
+export class DuplicateStepIdError extends StepError {
+  override readonly name = "DuplicateStepIdError";
+  constructor(stepId: string) {
+    super(stepId, `step id "${stepId}" was used twice in one run; each ctx.step call needs its own id (in a loop, put the index in it: \`charge-\${i}\`)`);
+  }
+}
+
+/** A step's result, or an event's data, over MAX_STEP_RESULT_BYTES; or the job's steps over MAX_STEPS. */
+export class StepResultTooLargeError extends StepError {
+  override readonly name = "StepResultTooLargeError";
+}
+
 export class BudgetExceededError extends QmlError {
   override readonly name = "BudgetExceededError";
   /** The budget one invocation gives jobs, in ms. */

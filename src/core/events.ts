@@ -12,6 +12,8 @@ export interface JobEventMap {
   "job:failed": { job: JobRecord; workerId: string; durationMs: number; error: ErrorInfo };
   /** Handed back to `enqueued` without counting the attempt (shutdown, deadline). */
   "job:released": { job: JobRecord; reason: string };
+  /** Its durable steps suspended the run (a sleep, an event wait, a step retry, the deadline between steps): due again at runAt. */
+  "job:suspended": { job: JobRecord; runAt: number; reason: string };
   /**
    * An aborted run (timeout, lost lease, deadline, shutdown) whose worker
    * ignored its AbortSignal and is still running: its outcome is recorded,

@@ -20,6 +20,7 @@ import {
   EncryptionKeyMissingError,
   LeaseLostError,
   ShutdownError,
+  StepError,
   TimeoutError,
   UnknownJobNameError,
   toErrorInfo,
@@ -31,7 +32,8 @@ import { Job, JobState, type JobRecord } from "./job.js";
 import type { Logger } from "./logger.js";
 import { WorkerResult, type WorkerContext, type WorkerRegistry } from "./registry.js";
 import { RetryPolicy, type RetryPolicy as RetryPolicyType } from "./retry.js";
-import type { LeaseRef, Outcome, StorageDriver } from "./driver.js";
+import type { CompletionResult, LeaseRef, Outcome, StorageDriver } from "./driver.js";
+import { StepRunner, deliveryKey, type StepSuspension, type StepTools } from "./steps.js";
 import type { Storage } from "./storage.js";
 import type { Tracer } from "./tracing.js";
 
@@ -126,6 +128,13 @@ class RunContext implements WorkerContext {
   progress(value: unknown): Promise<boolean> {
     return this.processor.progressOne(this.entry, value);
   }
+  /** Whether the worker reached a durable step in this run. */
+  get usedSteps(): boolean {
+    return this.entry.steps?.used === true;
+  }
+  get step(): StepTools {
+    return (this.entry.steps ??= this.processor.stepRunner(this.entry));
+  }
   async dependencies(): Promise<Job[]> {
     const flow = this.entry.record.flow;
     if (!flow) return [];
@@ -152,6 +161,11 @@ interface Running {
   over: boolean;
   /** Settles when the worker slot is free again: after `decided`, and after the worker's own promise settles. */
   done: Promise<void>;
+  /** The invocation's deadline and budget, when the run has one (Workers, Lambda). */
+  deadline: number | undefined;
+  budgetMs: number | undefined;
+  /** The run's durable steps, made when the worker first reads ctx.step. */
+  steps: StepRunner | undefined;
 }
 
 /**
@@ -218,6 +232,8 @@ export class Processor {
   /** @internal What a run reads besides its own record (ctx.dependencies). */
   readonly storage: Storage;
   private heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Event waits suspended here, by run, until their suspension is written (recheckWaits). */
+  private readonly rechecks = new Map<string, { event: string; stepId: string }>();
   private heartbeating = false;
   private readonly tracer: Tracer | undefined;
   readonly durations: DurationStats;
@@ -232,7 +248,11 @@ export class Processor {
     this.driver = storage.driver;
     this.keyring = storage.encryption;
     this.storage = storage;
-    this.completer = new Completer(this.driver, { ...opts, settle: (ids, now) => storage.settleDependents(ids, now) });
+    this.completer = new Completer(this.driver, {
+      ...opts,
+      settle: (ids, now) => storage.settleDependents(ids, now),
+      applied: (batch, results) => this.recheckWaits(batch, results),
+    });
     this.tracer = storage.tracer;
     this.freeWorkerSlots = Array.from({ length: opts.concurrency }, (_, i) => opts.concurrency - i);
   }
@@ -357,7 +377,7 @@ export class Processor {
         unfit.push(this.releaseOutcome(rec, "released: would not finish before the invocation's deadline"));
         continue;
       }
-      this.start(rec, budgetMs);
+      this.start(rec, budgetMs, options.deadline);
       started++;
     }
     if (unfit.length > 0) {
@@ -455,7 +475,7 @@ export class Processor {
 
   // ------------------------------------------------------------ running
 
-  private start(rec: JobRecord, budgetMs?: number): void {
+  private start(rec: JobRecord, budgetMs?: number, deadline?: number): void {
     const controller = new RunAbort();
     const slot = this.freeWorkerSlots.pop() ?? this.running.size + 1;
     const workerId = (this.workerIds[slot] ??= `${this.opts.serverId}/${slot}`);
@@ -468,6 +488,9 @@ export class Processor {
       decided: Promise.resolve(),
       over: false,
       done: Promise.resolve(),
+      deadline,
+      budgetMs,
+      steps: undefined,
     };
     const key = runKey(rec.id, rec.leaseToken);
     // An older run of this job here has lost its lease (we just claimed it anew): tell it.
@@ -602,10 +625,16 @@ export class Processor {
       return still;
     }
     if (reason instanceof DeadlineError) {
-      this.completer.submit(this.cutOff(rec, durationMs, budgetMs));
+      this.completer.submit(this.cutOff(rec, entry.steps?.cutOff(now) !== undefined ? Math.max(0, now - entry.startedAt) : durationMs, budgetMs));
       return still;
     }
-    this.durations.record(rec.name, durationMs);
+    // A run of steps must fit an invocation one step at a time: its longest step is what counts.
+    const steps = entry.steps;
+    this.durations.record(rec.name, steps?.used ? steps.longestStepMs : durationMs);
+    if (steps?.suspension) {
+      this.completer.submit(this.suspended(rec, steps.suspension, now, workerId));
+      return still;
+    }
     this.completer.submit(this.decide(rec, outcome, now, workerId, durationMs, ctx));
     return still;
   }
@@ -689,6 +718,8 @@ export class Processor {
     } else {
       cause = outcome.error;
       error = toErrorInfo(outcome.error);
+      // A step used against its rules, or one that cannot fit an invocation: another attempt meets the same.
+      forceFail = outcome.error instanceof StepError || (outcome.error instanceof BudgetExceededError && ctx instanceof RunContext && ctx.usedSteps);
     }
     if (forceFail || rec.attempts >= rec.maxAttempts) {
       const why = forceFail ? "failed" : `failed after ${rec.attempts} attempt${rec.attempts === 1 ? "" : "s"}`;
@@ -702,6 +733,58 @@ export class Processor {
     if (this.opts.events.has("job:retry")) this.opts.events.emit("job:retry", { job: rec, workerId, durationMs, error, runAt });
     ctx.logger.info("job will retry", { error: error.message, retryInMs: delay });
     return { ...base, state: JobState.AwaitingRetry, runAt, error, reason: `retry ${rec.attempts + 1}/${rec.maxAttempts} in ${delay} ms: ${error.message}` };
+  }
+
+  /** @internal The durable steps of one run (ctx.step). */
+  stepRunner(entry: Running): StepRunner {
+    const durations = this.durations;
+    return new StepRunner({
+      driver: this.driver,
+      clock: this.opts.clock,
+      record: entry.record,
+      lease: entry.lease,
+      workerId: entry.workerId,
+      deadline: entry.deadline,
+      budgetMs: entry.budgetMs,
+      estimate: (key) => durations.p95(key),
+      recordTime: (key, ms) => durations.record(key, ms),
+      leaseLost: () => entry.controller.abort(new LeaseLostError(entry.record.id)),
+    });
+  }
+
+  /**
+   * A run its steps suspended (a sleep, an event wait, a step's retry
+   * delay, or the deadline before a step): due again at runAt with its
+   * attempt given back, or, when that is now, released to keep its place.
+   * A wait's store is checked again once the suspension is written.
+   */
+  private suspended(rec: JobRecord, s: StepSuspension, now: number, workerId: string): Outcome {
+    if (s.wait) this.rechecks.set(runKey(rec.id, rec.leaseToken), s.wait);
+    if (this.opts.events.has("job:suspended")) this.opts.events.emit("job:suspended", { job: rec, runAt: s.runAt, reason: s.reason });
+    if (s.runAt <= now) return { id: rec.id, token: rec.leaseToken, state: JobState.Enqueued, reason: s.reason, worker: workerId };
+    return { id: rec.id, token: rec.leaseToken, state: JobState.Scheduled, runAt: s.runAt, reason: s.reason, worker: workerId };
+  }
+
+  /**
+   * After suspensions are written: a waiting job whose event arrived while
+   * it still ran (sendEvent found it processing, stored the event, and
+   * could not requeue it) is requeued here.
+   */
+  private async recheckWaits(batch: Outcome[], results: CompletionResult[]): Promise<void> {
+    if (this.rechecks.size === 0) return;
+    const due: string[] = [];
+    await Promise.all(
+      batch.map(async (o, i) => {
+        const key = runKey(o.id, o.token);
+        const wait = this.rechecks.get(key);
+        if (!wait) return;
+        this.rechecks.delete(key);
+        if (results[i]?.status !== "applied") return;
+        const stored = await this.driver.kvGet(deliveryKey(o.id, wait.stepId), this.opts.clock.now());
+        if (stored !== undefined) due.push(o.id);
+      }),
+    );
+    if (due.length > 0) await this.storage.wake(due, "event received");
   }
 
   private releaseOutcome(rec: JobRecord, reason: string): Outcome {

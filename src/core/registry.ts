@@ -7,6 +7,7 @@ import type { Job } from "./job.js";
 import { validateJobName } from "./rules.js";
 import type { Logger } from "./logger.js";
 import type { RetryPolicy } from "./retry.js";
+import type { StepTools } from "./steps.js";
 
 export type WorkerResultKind = "success" | "retry" | "failure";
 
@@ -56,6 +57,12 @@ export interface WorkerContext {
    * that finished as asked. Readable while the store keeps them (retention).
    */
   dependencies(): Promise<Job[]>;
+  /**
+   * Durable steps (steps.ts): `run` a piece of work once across every run
+   * of this job, `sleep` / `sleepUntil`, `waitForEvent`. The code between
+   * steps runs again on each run: keep it deterministic and step ids stable.
+   */
+  readonly step: StepTools;
 }
 
 export interface Worker {

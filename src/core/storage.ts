@@ -34,6 +34,7 @@ import { Keyring, sealRecords } from "./encryption.js";
 import { KeyValue } from "./kv.js";
 import { FINISHED_STATES, Job, JobState, isJobState, newJobRecord, type DependencyOutcome, type JobRecord, type JobOptions } from "./job.js";
 import { MAX_FLOW_DEPTH, MAX_FLOW_JOBS, settleDependentsOf, settleWaiters, validateFlowSpec, type SettleReport } from "./flows.js";
+import { deliverEvent, validateEventData, validateEventName, type SendEventResult } from "./steps.js";
 import { silentLogger, type Logger } from "./logger.js";
 import { checkTypedJobs, hasTypedJobs } from "./typed.js";
 import type { Tracer } from "./tracing.js";
@@ -563,6 +564,24 @@ export class Storage {
     if (ended.length > 0) this.emitCancelled(ended, reason);
     if (awaited.length > 0) await this.settleDependents(awaited);
     return out;
+  }
+
+  /**
+   * Sends an event to the jobs waiting for it (ctx.step.waitForEvent with
+   * this `name`, and a `match` the data meets): each receives
+   * `{ name, data, at }` and is requeued at once. Jobs that start waiting
+   * later do not see it. `data` is JSON, at most MAX_STEP_RESULT_BYTES
+   * serialised. Answers the ids it was delivered to.
+   */
+  async sendEvent(name: string, data?: unknown): Promise<SendEventResult> {
+    const event = validateEventName(name);
+    const value = validateEventData(data);
+    return deliverEvent(this.driver, event, value, this.clock.now(), (ids) => this.wake(ids, `event "${event}" received`));
+  }
+
+  /** @internal Requeues suspended jobs (scheduled) now, announcing them: an event woke them. */
+  wake(ids: string[], reason: string): Promise<ActionResult[]> {
+    return this.transitionMany(ids, [JobState.Scheduled], JobState.Enqueued, reason);
   }
 
   /**

@@ -28,6 +28,7 @@ import { Scheduler } from "../../src/core/scheduler.js";
 import { Emitter } from "../../src/core/events.js";
 import { runFlowConformance } from "./flows-conformance.js";
 import { runStepsConformance } from "./steps-conformance.js";
+import { runStepsEngineConformance } from "./steps-engine-conformance.js";
 
 export interface StorageHarness {
   storage: Storage;
@@ -1301,6 +1302,7 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
 
     runFlowConformance(fresh);
     runStepsConformance(fresh);
+    runStepsEngineConformance(fresh);
 
     describe("engine on this storage", () => {
       it("100 jobs with 20 workers: each runs exactly once", async () => {

@@ -26,7 +26,15 @@ export function runStepsConformance(fresh: () => Promise<{ storage: Storage; clo
       const id = await storage.enqueue(new Job("wf", [], { maxAttempts: 5 }));
       const [r] = await claim(storage, clock);
       const steps: StepRecord[] = [
-        { id: "charge", kind: "run", status: "completed", startedAt: clock.now(), finishedAt: clock.now() + 5, durationMs: 5, result: { ok: true, n: [1, "ü"] } },
+        {
+          id: "charge",
+          kind: "run",
+          status: "completed",
+          startedAt: clock.now(),
+          finishedAt: clock.now() + 5,
+          durationMs: 5,
+          result: { ok: true, n: [1, "ü"] },
+        },
         { id: "ünïcode step ✓", kind: "run", status: "failed", startedAt: clock.now(), failures: 2, error: { name: "Error", message: "boom" } },
         { id: "nap", kind: "sleep", status: "waiting", startedAt: clock.now(), until: clock.now() + 60_000 },
         { id: "approval", kind: "wait", status: "waiting", startedAt: clock.now(), until: clock.now() + 1_000, event: "order.approved", match: { order: 42 } },
