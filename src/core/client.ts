@@ -12,6 +12,7 @@
 import { Job, type JobOptions } from "./job.js";
 import { Outbox } from "./outbox.js";
 import type { ContinueOptions, FlowIds, FlowNode, RecurringDefinition, RecurringOptions, Storage } from "./storage.js";
+import type { SendEventResult } from "./steps.js";
 
 export interface WakeUp {
   id: string;
@@ -94,6 +95,14 @@ export class Client {
 
   removeRecurring(id: string): Promise<boolean> {
     return this.storage.deleteRecurring(id);
+  }
+
+  /** Sends an event to the jobs waiting for it (ctx.step.waitForEvent), which wake at once (see Storage.sendEvent). */
+  async sendEvent(name: string, data?: unknown): Promise<SendEventResult> {
+    const outbox = this.notifier ? Outbox.for(this.storage).use(this.notifier) : Outbox.of(this.storage);
+    const result = await this.storage.sendEvent(name, data);
+    await outbox?.settled();
+    return result;
   }
 
   /** Cancels a job that has not finished; a running one's AbortSignal fires (see Storage.cancel). */

@@ -14,6 +14,7 @@ import {
   ServerConfig,
   StepResultTooLargeError,
   WorkerRegistry,
+  WorkerResult,
   silentLogger,
   type ManualClock,
   type Storage,
@@ -73,7 +74,7 @@ export function runStepsEngineConformance(fresh: Fresh): void {
           runs.ship++;
           return { to: approval?.data.by };
         });
-        return { reserved, charge, shipped };
+        return WorkerResult.success({ reserved, charge, shipped });
       });
       const id = await storage.enqueue(new Job("order", [7], { maxAttempts: 3, retry: RetryPolicy.fixed(0) }));
       const server = await serve(storage, clock, registry);
@@ -132,7 +133,7 @@ export function runStepsEngineConformance(fresh: Fresh): void {
       const { storage, clock } = await fresh();
       const registry = new WorkerRegistry().register("wait", async (_job, ctx) => {
         const ev = await ctx.step.waitForEvent("w", { event: "never", timeout: 5_000 });
-        return { got: ev };
+        return WorkerResult.success({ got: ev });
       });
       const id = await storage.enqueue(new Job("wait"));
       const server = await serve(storage, clock, registry);
@@ -161,9 +162,8 @@ export function runStepsEngineConformance(fresh: Fresh): void {
         }
         return complete(outcomes, now);
       };
-      const registry = new WorkerRegistry().register(
-        "race",
-        async (_job, ctx) => (await ctx.step.waitForEvent("w", { event: "go", timeout: 3_600_000 }))?.data,
+      const registry = new WorkerRegistry().register("race", async (_job, ctx) =>
+        WorkerResult.success((await ctx.step.waitForEvent("w", { event: "go", timeout: 3_600_000 }))?.data),
       );
       const id = await storage.enqueue(new Job("race"));
       const server = await serve(storage, clock, registry);
@@ -179,13 +179,15 @@ export function runStepsEngineConformance(fresh: Fresh): void {
       const { storage, clock } = await fresh();
       let tries = 0;
       const registry = new WorkerRegistry().register("flaky", async (_job, ctx) =>
-        ctx.step.run(
-          "call",
-          () => {
-            if (++tries < 3) throw new Error(`try ${tries} failed`);
-            return tries;
-          },
-          { maxAttempts: 5, retry: RetryPolicy.fixed(1_000) },
+        WorkerResult.success(
+          await ctx.step.run(
+            "call",
+            () => {
+              if (++tries < 3) throw new Error(`try ${tries} failed`);
+              return tries;
+            },
+            { maxAttempts: 5, retry: RetryPolicy.fixed(1_000) },
+          ),
         ),
       );
       const id = await storage.enqueue(new Job("flaky", [], { maxAttempts: 1 }));
@@ -214,7 +216,7 @@ export function runStepsEngineConformance(fresh: Fresh): void {
           await ctx.step.run("same", () => 1);
           await ctx.step.run("same", () => 2);
         })
-        .register("huge", async (_job, ctx) => ctx.step.run("big", () => "x".repeat(100_000)));
+        .register("huge", async (_job, ctx) => WorkerResult.success(await ctx.step.run("big", () => "x".repeat(100_000))));
       const twice = await storage.enqueue(new Job("twice", [], { maxAttempts: 5 }));
       const huge = await storage.enqueue(new Job("huge", [], { maxAttempts: 5 }));
       const server = await serve(storage, clock, registry);

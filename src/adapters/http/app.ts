@@ -32,6 +32,7 @@ import { LIVE_LIMITS, LiveConnections, LiveFeed, type LiveLimits } from "./live.
 import { MetricsEndpoint, type MetricsOptions } from "./metrics.js";
 import { HttpProblem, problemResponse, toProblem } from "./problem.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { eventRoutes } from "./routes/events.js";
 import { liveRoutes } from "./routes/live.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { recurringRoutes } from "./routes/recurring.js";
@@ -130,6 +131,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.route(root, uiRoutes(deps, authenticate));
   app.route(root, sessionRoutes(deps));
   app.route(root, jobRoutes(deps));
+  app.route(root, eventRoutes(deps));
   app.route(root, statsRoutes(deps));
   app.route(root, recurringRoutes(deps));
   app.route(root, liveRoutes(deps, authenticate, connections));

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { bounds } from "../../core/config/bounds.js";
 import { ALL_STATES, type JobState } from "../../core/job.js";
 import { MAX_FLOW_JOBS } from "../../core/flows.js";
+import { MAX_EVENT_NAME_LENGTH } from "../../core/steps.js";
 import { MAX_ID_LENGTH, MAX_LIMIT_KEY_LENGTH, MAX_SEARCH_TEXT_LENGTH, MAX_UNIQUE_KEY_LENGTH } from "../../core/rules.js";
 import { HttpProblem, type FieldIssue } from "./problem.js";
 
@@ -154,6 +155,14 @@ export const recurringBody = z
     timeout: bounds.timeoutMs.optional(),
     timezone: z.string().min(1).max(64).optional(),
     metadata: metadata.optional(),
+  })
+  .strict();
+
+/** POST /api/events: an event for the jobs waiting on it (ctx.step.waitForEvent). `data` is checked by Storage.sendEvent. */
+export const eventBody = z
+  .object({
+    name: z.string().min(1).max(MAX_EVENT_NAME_LENGTH),
+    data: z.unknown().optional(),
   })
   .strict();
 
