@@ -50,6 +50,11 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
       }
       return WorkerResult.success("recovered");
     })
+    .register("demo.workflow", async (job, ctx) => {
+      const reserved = await ctx.step.run("reserve", () => ({ sku: "A-1", order: job.arguments[0] }));
+      const approval = await ctx.step.waitForEvent("approval", { event: "e2e.approved", timeout: 3_600_000 });
+      return WorkerResult.success(await ctx.step.run("ship", () => ({ reserved, by: (approval?.data as { by?: string } | undefined)?.by })));
+    })
     .register("demo.xss", () => {
       const e = new Error(XSS.error);
       e.stack = `Error: ${XSS.error}\n    at ${XSS.script} (worker.ts:1:1)`;
@@ -230,6 +235,23 @@ describeWithService("chromium", existsSync(CHROMIUM), "dashboard in headless Chr
     expect(await page.textContent('[data-role="recurring-origin"]')).toBe("nightly-digest · triggered by hand");
     const id = decodeURIComponent(new URL(page.url()).hash.replace(/^#\/jobs\//, ""));
     expect((await storage.get(id))?.metadata).toEqual({ recurringId: "nightly-digest", trigger: "manual" });
+  });
+
+  it("shows a workflow's steps with their state, and follows them to the end when its event arrives", async () => {
+    const id = await storage.enqueue(new Job("demo.workflow", [42]));
+    await page.goto(`${url}#/jobs/${id}`);
+    await page.waitForSelector('[data-role="step"][data-step="approval"][data-status="waiting"]');
+    expect(await page.locator('[data-role="step"][data-step="reserve"][data-status="completed"]').count()).toBe(1);
+    expect(await page.textContent('[data-role="step"][data-step="approval"]')).toContain("event e2e.approved, until");
+    expect(await page.textContent('[data-role="steps"] .panel-head')).toContain("1 of 2 completed");
+    const done = settled(id);
+    expect((await storage.sendEvent("e2e.approved", { by: "ann" })).delivered).toEqual([id]);
+    expect(await done).toBe("succeeded");
+    await page.waitForSelector('.job-meta .badge[data-state="succeeded"]');
+    await page.waitForSelector('[data-role="step"][data-step="ship"][data-status="completed"]');
+    expect(await page.textContent('[data-role="step"][data-step="approval"]')).toContain("received event e2e.approved");
+    expect(await page.textContent('[data-role="step"][data-step="reserve"]')).toContain('{"sku":"A-1","order":42}');
+    expect(await page.textContent('[data-role="steps"] .panel-head')).toContain("3 of 3 completed");
   });
 
   it("shows a flow's tree and what the parent waits for, and follows it to the end", async () => {

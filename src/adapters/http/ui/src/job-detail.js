@@ -1,5 +1,5 @@
-// One job: its fields, history, last error, arguments, result and
-// metadata, with the actions its state allows. Reloaded when the live feed
+// One job: its fields, durable steps, history, last error, arguments,
+// result and metadata, with the actions its state allows. Reloaded when the live feed
 // shows it changed.
 import { api } from "./api.js";
 import { clear, h } from "./dom.js";
@@ -144,6 +144,7 @@ export function jobView(id) {
         ),
       ),
     );
+    if (j.steps && j.steps.length > 0) el.appendChild(stepsPanel(j));
     if (j.error) {
       el.appendChild(
         h(
@@ -195,6 +196,75 @@ function recurringOrigin(metadata) {
   const id = metadata && metadata.recurringId;
   if (typeof id !== "string" || id === "") return null;
   return { id, manual: metadata.trigger === "manual", slot: typeof metadata.slot === "string" ? metadata.slot : null };
+}
+
+const STEP_KIND = { run: "run", sleep: "sleep", wait: "wait for event" };
+const STEP_STATUS = { completed: "succeeded", waiting: "scheduled", failed: "failed" };
+
+/** Milliseconds as a short duration: "850 ms", "12.4 s", "3 min". */
+function duration(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms / 60_000)} min`;
+}
+
+/** What a step did or waits for, in words. */
+function stepDetail(s) {
+  if (s.kind === "sleep") return s.status === "completed" ? "slept" : `until ${absTime(new Date(s.until).toISOString())}`;
+  if (s.kind === "wait") {
+    const what = `event ${s.event}${s.match ? ` matching ${preview(s.match, 80)}` : ""}`;
+    if (s.status === "waiting") return `${what}, until ${absTime(new Date(s.until).toISOString())}`;
+    return s.result ? `received ${what}` : `timed out waiting for ${what}`;
+  }
+  if (s.status === "failed") return `${s.failures} failed ${s.failures === 1 ? "try" : "tries"}: ${s.error ? s.error.message : ""}`;
+  return s.failures ? `after ${s.failures} failed ${s.failures === 1 ? "try" : "tries"}` : "";
+}
+
+/** The job's durable steps (ctx.step), in the order first reached: state, timing and result of each. */
+function stepsPanel(j) {
+  const rows = j.steps.map((s) =>
+    h(
+      "tr",
+      { "data-role": "step", "data-step": s.id, "data-status": s.status },
+      h("td", { class: "mono" }, s.id),
+      h("td", null, STEP_KIND[s.kind] || s.kind),
+      h("td", null, h("span", { class: `badge s-${STEP_STATUS[s.status] || "deleted"}` }, s.status)),
+      h("td", null, absTime(new Date(s.startedAt).toISOString())),
+      h("td", { class: "num" }, s.durationMs !== undefined ? duration(s.durationMs) : s.finishedAt ? duration(s.finishedAt - s.startedAt) : ""),
+      h("td", null, stepDetail(s)),
+      h("td", { class: "mono", title: s.result !== undefined ? json(s.result) : "" }, s.result !== undefined && s.kind === "run" ? preview(s.result, 80) : ""),
+    ),
+  );
+  const done = j.steps.filter((s) => s.status === "completed").length;
+  return h(
+    "section",
+    { class: "panel", "data-role": "steps" },
+    h("div", { class: "panel-head" }, h("h2", null, "Steps"), h("span", { class: "hint" }, `${done} of ${j.steps.length} completed`)),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "t" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            h("th", null, "Step"),
+            h("th", null, "Kind"),
+            h("th", null, "Status"),
+            h("th", null, "Started"),
+            h("th", { class: "num" }, "Took"),
+            h("th", null, "Detail"),
+            h("th", null, "Result"),
+          ),
+        ),
+        h("tbody", null, ...rows),
+      ),
+    ),
+  );
 }
 
 const ON = { success: "succeeded", failure: "failed", any: "finished" };
