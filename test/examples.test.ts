@@ -31,6 +31,16 @@ it("examples/flows.ts runs a flow and two continuations", async () => {
   expect(stdout).toContain("charge failed, refund_hold succeeded");
 });
 
+it("examples/workflow.ts runs each step once across a failed try, a sleep and an event", async () => {
+  const { stdout } = await tsx("examples/workflow.ts");
+  expect(stdout).toContain('suspended: step "charge-card" failed (try 1 of 3); retry in 1000 ms');
+  expect(stdout).toContain("event delivered to 1 job(s)");
+  expect(stdout).toContain(
+    'order succeeded: {"reservation":{"warehouse":"FRA-1","sku":"mug"},"charge":{"chargeId":"ch_1042"},"shipment":{"tracking":"TRK-1042","approvedBy":"grace"}}',
+  );
+  expect(stdout).toContain("step functions ran: reserve-stock, charge-card, charge-card, ship");
+});
+
 it("examples/sqlite_demo.ts keeps its jobs in a file across a restart", async () => {
   const { stdout } = await tsx("examples/sqlite_demo.ts");
   expect(stdout).toContain("first process: 3 jobs succeeded");
