@@ -51,6 +51,42 @@ for (const backend of ["d1", "upstash", "neon"] as const) {
   });
 }
 
+for (const backend of ["d1", "upstash", "neon"] as const) {
+  suiteFor(backend, `deploy entry's workflow on ${backend}`, () => {
+    it("runs onboard_customer's steps across cron ticks, waits for its event, and finishes once it is posted", async () => {
+      if (backend === "d1") await freshD1();
+      const env = { ...deployEnvFor(backend), QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" };
+      const created = await call(env, "/api/jobs", { body: { name: "onboard_customer", args: ["ada@example.com", { coolOffMs: 1 }] }, token: ADMIN_TOKEN });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      const read = async () => (await call(env, `/api/jobs/${id}`, { token: ADMIN_TOKEN })).body.job;
+      // Ticks until the job waits for its event: the account step, then the sleep, then the wait.
+      let job = await read();
+      for (let tick = 0; tick < 10 && !(job.state === "scheduled" && job.steps?.some((s: { id: string }) => s.id === "verified")); tick++) {
+        await runCron(systemClock, env, deployed as never);
+        await new Promise((r) => setTimeout(r, 5));
+        job = await read();
+      }
+      expect(job.state).toBe("scheduled");
+      expect(job.steps.map((s: { id: string; status: string }) => `${s.id}:${s.status}`)).toEqual([
+        "create-account:completed",
+        "cool-off:completed",
+        "verified:waiting",
+      ]);
+      const other = await call(env, "/api/events", { body: { name: "customer.verified", data: { email: "bob@example.com" } }, token: ADMIN_TOKEN });
+      expect(other.body.delivered).toEqual([]);
+      const sent = await call(env, "/api/events", { body: { name: "customer.verified", data: { email: "ada@example.com" } }, token: ADMIN_TOKEN });
+      expect(sent.status).toBe(202);
+      expect(sent.body.delivered).toEqual([id]);
+      await runCron(systemClock, env, deployed as never);
+      job = await read();
+      expect(job.state).toBe("succeeded");
+      expect(job.result).toEqual({ account: "acct_ada", verified: true, sent: true });
+      expect(job.steps.every((s: { status: string }) => s.status === "completed")).toBe(true);
+    });
+  });
+}
+
 it("answers a problem document, not a stack trace, when the deployment lacks its settings", async () => {
   for (const storage of ["redis", "sqlite"]) {
     const r = await call({ QML_STORAGE: storage, QML_DASHBOARD_TOKEN: ADMIN_TOKEN, QML_LOG_LEVEL: "error" }, "/api/stats", { token: ADMIN_TOKEN });
