@@ -19,6 +19,11 @@ export function jsonObject(raw: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** Any JSON value (an event's data). */
+export function jsonValue(raw: string): unknown {
+  return json(raw);
+}
+
 function json(raw: string): unknown {
   try {
     return JSON.parse(raw) as unknown;

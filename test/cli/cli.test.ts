@@ -163,6 +163,26 @@ function cases(backend: Backend): void {
     expect(text).toMatch(new RegExp(`\\n${queue}\\s+0\\s+2\\s`));
   });
 
+  it("send-event: wakes the jobs whose steps wait for it, and refuses bad input with exit 2", async () => {
+    // A job as a server leaves it in a waitForEvent step: the step saved, noted in the index, suspended.
+    const s = store.storage;
+    const queue = `e-${tag()}`;
+    const event = `order.approved.${tag()}`;
+    const id = await s.enqueue(new Job("send_email", [], { queue }));
+    const now = Date.now();
+    const [r] = await s.driver.claim({ queues: [queue], limit: 1, owner: "cli-test", leaseMs: 30_000, now });
+    const step = { id: "approval", kind: "wait" as const, status: "waiting" as const, startedAt: now, until: now + 60_000, event, match: { order: 7 } };
+    expect(await s.driver.saveSteps({ id, token: r!.leaseToken }, [step], { state: JobState.Processing, at: now, reason: "waits" }, now)).toBe(true);
+    await s.driver.addWaiter(event, id, now + 120_000, now);
+    await s.driver.complete([{ id, token: r!.leaseToken, state: JobState.Scheduled, runAt: now + 60_000, reason: "waiting", worker: "cli-test/1" }], now);
+    expect(await json("send-event", event, '{"order": 8}')).toEqual({ name: event, delivered: [] });
+    const sent = await qml("send-event", event, '{"order": 7, "by": "ann"}');
+    expect(sent).toMatchObject({ code: 0, stdout: `${id}\n`, stderr: "delivered to 1 job\n" });
+    expect((await s.get(id))!.state).toBe(JobState.Enqueued);
+    expect((await qml("send-event", event, "{not json")).code).toBe(2);
+    expect((await qml("send-event", "x".repeat(201))).code).toBe(2);
+  });
+
   it("pause, paused, resume", async () => {
     const queue = `p-${tag()}`;
     expect(await qml("pause", queue)).toMatchObject({ code: 0, stdout: `paused ${queue}\n` });

@@ -1,9 +1,10 @@
 /**
- * Jobs one at a time: `enqueue`, `list`, `get`.
+ * Jobs one at a time: `enqueue`, `list`, `get`; and `send-event`, an event
+ * for the jobs whose durable steps wait for it.
  */
 import { Command, Option } from "commander";
 import { Job, NotFoundError, type JobOptions, type ListFilter, type SortField } from "../../index.js";
-import { date, jsonArray, jsonObject, list, number } from "../parse.js";
+import { date, jsonArray, jsonObject, jsonValue, list, number } from "../parse.js";
 import { jobDetail, jobSummary, jobsTable, note, printJson, printLine } from "../output.js";
 import { withStorage } from "../store.js";
 
@@ -60,6 +61,21 @@ export function jobCommands(program: Command): void {
       const id = await withStorage((storage) => storage.enqueue(job));
       if (flags.json) printJson({ id });
       else printLine(id);
+    });
+
+  program
+    .command("send-event")
+    .description("send an event to the jobs waiting for it (ctx.step.waitForEvent); prints the ids it was delivered to")
+    .argument("<name>", "the event's name")
+    .argument("[data-json]", "its data, any JSON value (default null)", jsonValue)
+    .option("--json", 'print {"name": …, "delivered": [ids]} as JSON')
+    .action(async (name: string, data: unknown, flags: { json?: boolean }) => {
+      const { delivered } = await withStorage((storage) => storage.sendEvent(name, data));
+      if (flags.json) printJson({ name, delivered });
+      else {
+        note(`delivered to ${delivered.length} job${delivered.length === 1 ? "" : "s"}`);
+        for (const id of delivered) printLine(id);
+      }
     });
 
   program
