@@ -749,6 +749,7 @@ export class Processor {
       estimate: (key) => durations.p95(key),
       recordTime: (key, ms) => durations.record(key, ms),
       leaseLost: () => entry.controller.abort(new LeaseLostError(entry.record.id)),
+      aborted: () => entry.controller.aborted,
     });
   }
 

@@ -127,6 +127,8 @@ export interface StepHost {
   recordTime(key: string, ms: number): void;
   /** Called when a write finds the lease gone: the run is over. */
   leaseLost(): void;
+  /** Whether the run was aborted (timeout, cancellation, deadline, shutdown, lost lease). */
+  aborted(): boolean;
 }
 
 /** The kv key a delivered event is kept under for one job's waiting step. */
@@ -215,6 +217,8 @@ export class StepRunner implements StepTools {
     try {
       value = await fn();
     } catch (error) {
+      // An aborted run's outcome is the processor's: the step did not fail, it was cut off.
+      if (host.aborted()) throw error;
       const now = host.clock.now();
       this.current = undefined;
       this.timed(key, now - startedAt);
@@ -252,12 +256,12 @@ export class StepRunner implements StepTools {
     return clone(result) as T;
   }
 
-  sleep(id: string, ms: number): Promise<void> {
+  async sleep(id: string, ms: number): Promise<void> {
     const wait = validateInt(ms, "ms", 0, MAX_STEP_WAIT_MS);
     return this.pause(id, (now) => now + wait);
   }
 
-  sleepUntil(id: string, until: Date | number): Promise<void> {
+  async sleepUntil(id: string, until: Date | number): Promise<void> {
     const at = until instanceof Date ? until.getTime() : until;
     if (typeof at !== "number" || !Number.isFinite(at)) throw new ValidationError("sleepUntil takes a Date or epoch milliseconds", "until");
     return this.pause(id, () => at);

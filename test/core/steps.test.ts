@@ -1,0 +1,174 @@
+/**
+ * Durable steps on invocations with a deadline (tick(), as Workers and
+ * Lambda run it) and the rules a worker's code is held to. The storage
+ * side is in test/storage/steps-*.ts, on every backend.
+ */
+import { describe, expect, it } from "vitest";
+import { BudgetExceededError, Job, JobState, StepError, Storage, WorkerRegistry, WorkerResult, memoryBackend, silentLogger } from "../../src/index.js";
+import { DurationStats } from "../../src/core/processor.js";
+import { tick } from "../../src/core/tick.js";
+
+const SECOND = 1000;
+
+function setup() {
+  const storage = new Storage(memoryBackend());
+  const durations = new DurationStats();
+  const ran: Record<string, number> = {};
+  const count = (id: string) => (ran[id] = (ran[id] ?? 0) + 1);
+  const run = (registry: WorkerRegistry, budgetMs: number) =>
+    tick({ storage, registry, deadline: Date.now() + budgetMs, safetyMs: 100, durations, logger: silentLogger, clockSync: false });
+  return { storage, durations, ran, count, run };
+}
+
+describe("durable steps on an invocation with a deadline", () => {
+  it("a step whose p95 does not fit what is left is not started: the run is released and the next invocation goes on from it", async () => {
+    const { storage, durations, ran, count, run } = setup();
+    // The invocation has 900 ms; "first" takes 600 of them, "slow" is known to take 500.
+    durations.record("wf#slow", 500);
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      const a = await ctx.step.run("first", async () => {
+        await new Promise((r) => setTimeout(r, 600));
+        count("first");
+        return 1;
+      });
+      const b = await ctx.step.run("slow", () => (count("slow"), 2));
+      return WorkerResult.success(a + b);
+    });
+    const id = await storage.enqueue(new Job("wf"));
+    await run(registry, SECOND);
+    let job = (await storage.get(id))!;
+    expect(job.error).toBeUndefined();
+    expect(job.state).toBe(JobState.Enqueued);
+    expect(job.attempts).toBe(0);
+    expect(ran).toEqual({ first: 1 });
+    expect(job.history.map((h) => h.reason).join("\n")).toMatch(
+      /released between steps: step "slow" \(p95 500 ms\) would not finish before the invocation's deadline/,
+    );
+    await run(registry, 10 * SECOND);
+    job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Succeeded);
+    expect(job.result).toBe(3);
+    expect(ran).toEqual({ first: 1, slow: 1 });
+  });
+
+  it("a step whose p95 exceeds a whole invocation's budget fails the job at once, naming the step", async () => {
+    const { storage, durations, run } = setup();
+    durations.record("wf#huge", 100 * SECOND);
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => WorkerResult.success(await ctx.step.run("huge", () => 1)));
+    const id = await storage.enqueue(new Job("wf", [], { maxAttempts: 5 }));
+    await run(registry, 3 * SECOND);
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Failed);
+    expect(job.attempts).toBe(1);
+    expect(job.error!.name).toBe(new BudgetExceededError("x", "y", 1).name);
+    expect(job.error!.message).toMatch(/its step "huge" is expected to run 100000 ms/);
+  });
+
+  it("a step cut off at the deadline is not recorded as done or failed; its time so far is kept, and the next invocation runs it again", async () => {
+    const { storage, durations, ran, count, run } = setup();
+    let hang = true;
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      await ctx.step.run("before", () => count("before"));
+      await ctx.step.run("cut", async () => {
+        if (hang) {
+          hang = false;
+          await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true }));
+        }
+        count("cut");
+      });
+      return WorkerResult.success("done");
+    });
+    const id = await storage.enqueue(new Job("wf", [], { maxAttempts: 3 }));
+    await run(registry, 600);
+    let job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Enqueued);
+    expect(job.steps.map((s) => `${s.id}:${s.status}`)).toEqual(["before:completed"]);
+    expect(durations.p95("wf#cut")).toBeGreaterThan(0);
+    await run(registry, 10 * SECOND);
+    job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Succeeded);
+    expect(ran).toEqual({ before: 1, cut: 1 });
+  });
+});
+
+describe("the rules a worker's code is held to", () => {
+  it("a worker that catches a suspension cannot go on: the next step throws it again, and the suspension is written", async () => {
+    const { storage, ran, count, run } = setup();
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      try {
+        await ctx.step.sleep("nap", 60 * SECOND);
+      } catch {
+        // swallowed by mistake
+      }
+      await ctx.step.run("after", () => count("after"));
+      return WorkerResult.success("too early");
+    });
+    const id = await storage.enqueue(new Job("wf"));
+    await run(registry, 3 * SECOND);
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Scheduled);
+    expect(job.runAt!.getTime()).toBeGreaterThan(Date.now() + 50 * SECOND);
+    expect(ran).toEqual({});
+  });
+
+  it("a step id that was another kind of step in an earlier run fails the job with StepError", async () => {
+    const { storage, run } = setup();
+    let first = true;
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      if (first) {
+        first = false;
+        await ctx.step.sleep("x", 1);
+      } else await ctx.step.run("x", () => 1);
+      return WorkerResult.success();
+    });
+    const id = await storage.enqueue(new Job("wf", [], { maxAttempts: 5 }));
+    await run(registry, 3 * SECOND);
+    await new Promise((r) => setTimeout(r, 5));
+    await run(registry, 3 * SECOND);
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Failed);
+    expect(job.error!.name).toBe(new StepError("x", "").name);
+    expect(job.error!.message).toMatch(/was a sleep step in an earlier run of this job and is a run step now/);
+  });
+
+  it("a step whose result cannot be written (the lease is gone) ends the run without an outcome", async () => {
+    const { storage, run } = setup();
+    let id = "";
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      await ctx.step.run("a", async () => {
+        await storage.delete(id);
+        return 1;
+      });
+      return WorkerResult.success("never written");
+    });
+    id = await storage.enqueue(new Job("wf"));
+    await run(registry, 3 * SECOND);
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Deleted);
+    expect(job.steps).toEqual([]);
+    expect(job.result).toBeUndefined();
+  });
+
+  it("step ids and event options are checked, with the same ValidationError as everywhere", async () => {
+    const { storage, run } = setup();
+    const errors: string[] = [];
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      for (const attempt of [
+        () => ctx.step.run("", () => 1),
+        () => ctx.step.run("a\u0000b", () => 1),
+        () => ctx.step.sleep("s", -1),
+        () => ctx.step.waitForEvent("w1", { event: "", timeout: 10 }),
+        () => ctx.step.waitForEvent("w2", { event: "e", timeout: 0 }),
+        () => ctx.step.waitForEvent("w3", { event: "e", timeout: 10, match: [1] as never }),
+      ])
+        await attempt().catch((e: Error) => errors.push(e.name));
+      return WorkerResult.success();
+    });
+    await storage.enqueue(new Job("wf"));
+    await run(registry, 3 * SECOND);
+    expect(errors).toEqual(Array(6).fill("ValidationError"));
+    await expect(storage.sendEvent("", {})).rejects.toThrow(/event/);
+    await expect(storage.sendEvent("e", "x".repeat(70_000))).rejects.toThrow(/limit/);
+    await expect(storage.sendEvent("e", { f: () => 1 })).rejects.toThrow();
+  });
+});
