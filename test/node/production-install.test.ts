@@ -41,7 +41,7 @@ function cleanEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, ...extra };
 }
 
-async function sh(file: string, args: string[], cwd: string, timeoutMs = 120_000): Promise<string> {
+async function sh(file: string, args: string[], cwd: string, timeoutMs = 200_000): Promise<string> {
   try {
     const { stdout } = await run(file, args, { cwd, env: cleanEnv({}), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
     return stdout;
@@ -99,8 +99,8 @@ describe("production install", () => {
 
   it("the image's steps: npm ci --omit=dev of the packed package, then its CMD serves, runs the demo and the example's workers, and drains on SIGTERM", async () => {
     // COPY --from=build /pkg ./ (the unpacked tarball) and COPY package-lock.json ./
-    const app = join(tmp, "app");
-    mkdirSync(app);
+    // A folder of its own per try: a retry (CI) must not meet the last try's leftovers.
+    const app = mkdtempSync(join(tmp, "app-"));
     await sh("tar", ["-xzf", tarball, "-C", app, "--strip-components=1"], tmp);
     cpSync(join(REPO, "package-lock.json"), join(app, "package-lock.json"));
     // The runtime stage's install, as written there (its cache cleanup is the image's business, not this machine's).
@@ -183,11 +183,10 @@ describe("production install", () => {
     expect(await login.text()).toContain("<form");
     await drains(server);
     expect(existsSync(imageEnv.QML_SQLITE_PATH!)).toBe(true);
-  }, 120_000);
+  }, 240_000);
 
   it("as an app's dependency: the server runs the app's own workers (QML_WORKERS_MODULE importing qml)", async () => {
-    const app = join(tmp, "consumer");
-    mkdirSync(app);
+    const app = mkdtempSync(join(tmp, "consumer-"));
     writeFileSync(
       join(app, "package.json"),
       JSON.stringify({ name: "qml-consumer", private: true, type: "module", dependencies: { [pkg.name]: `file:${tarball}` } }, null, 2),
@@ -238,7 +237,7 @@ describe("production install", () => {
     // The dashboard knows the registry: a name no worker takes is refused.
     expect((await post({ name: "nobody_takes_this", args: [] })).status).toBe(422);
     await drains(server);
-  }, 120_000);
+  }, 240_000);
 });
 
 async function drains(server: ServerProcess): Promise<void> {
