@@ -48,7 +48,7 @@ export interface EventSource {
   on<K extends keyof JobEventMap>(event: K, fn: (payload: JobEventMap[K]) => void): () => void;
 }
 
-type Counter = "enqueued" | "started" | "succeeded" | "failed" | "retried" | "cancelled";
+type Counter = "enqueued" | "started" | "succeeded" | "failed" | "retried" | "cancelled" | "suspended";
 const COUNTERS: ReadonlyArray<{ key: Counter; help: string }> = [
   { key: "enqueued", help: "Jobs enqueued through this process (a debounced enqueue that replaces a waiting job counts too)." },
   { key: "started", help: "Attempts started by this process (isolate, instance)." },
@@ -56,6 +56,7 @@ const COUNTERS: ReadonlyArray<{ key: Counter; help: string }> = [
   { key: "failed", help: "Jobs that failed for good in this process (no attempts left, or not retryable)." },
   { key: "retried", help: "Failed attempts in this process after which another attempt is scheduled." },
   { key: "cancelled", help: "Running jobs of this process that were cancelled or deleted." },
+  { key: "suspended", help: "Runs whose durable steps suspended the job (a sleep, an event wait, a step's retry, an invocation's deadline between steps)." },
 ];
 
 interface LabelSet {
@@ -146,6 +147,7 @@ export class JobMetrics {
       source.on("job:failed", ({ job, durationMs }) => this.outcome("failed", job, durationMs)),
       source.on("job:retry", ({ job, durationMs }) => this.outcome("retried", job, durationMs)),
       source.on("job:cancelled", ({ job }) => this.inc("cancelled", this.labels(job))),
+      source.on("job:suspended", ({ job }) => this.inc("suspended", this.labels(job))),
       source.on("jobs:reclaimed", ({ count }) => this.countReclaimed(count)),
     ];
     return () => {

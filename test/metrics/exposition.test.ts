@@ -59,6 +59,7 @@ describe("JobMetrics", () => {
         "qml_jobs_failed_total",
         "qml_jobs_retried_total",
         "qml_jobs_cancelled_total",
+        "qml_jobs_suspended_total",
         "qml_jobs_reclaimed_total",
         "qml_job_wait_seconds",
         "qml_job_wait_seconds_bucket",
@@ -89,6 +90,7 @@ describe("JobMetrics", () => {
     events.emit("job:start", { job: b, workerId: "w" });
     events.emit("job:failed", { job: b, workerId: "w", durationMs: 700, error: ERR });
     events.emit("job:cancelled", { id: b.id, workerId: "w", job: b });
+    events.emit("job:suspended", { job: b, runAt: T0 + 60_000, reason: "sleeping" });
     events.emit("jobs:reclaimed", { count: 4 });
     events.emit("job:lost", { id: b.id, reason: "not counted" });
 
@@ -100,6 +102,7 @@ describe("JobMetrics", () => {
     expect(valueOf(f, "qml_jobs_succeeded_total", mail)).toBe(1);
     expect(valueOf(f, "qml_jobs_failed_total", def)).toBe(1);
     expect(valueOf(f, "qml_jobs_cancelled_total", def)).toBe(1);
+    expect(valueOf(f, "qml_jobs_suspended_total", def)).toBe(1);
     expect(valueOf(f, "qml_jobs_reclaimed_total")).toBe(4);
     // Waits: 1.5 s twice (same runAt), 0 s once.
     expect(valueOf(f, "qml_job_wait_seconds_count", mail)).toBe(2);
