@@ -48,7 +48,7 @@ export const MAX_EVENT_NAME_LENGTH = 200;
 export const MAX_STEP_WAIT_MS = 366 * 24 * 3_600_000;
 /** How long a delivered event is kept for its job after the wait's timeout (its job may be behind a backlog). */
 const DELIVERY_KEEP_MS = 7 * 24 * 3_600_000;
-/** Most waiters one sendEvent looks at. */
+/** Most waiters one sendEvent looks at: those it delivers to leave the index, so sending again reaches the rest. */
 const MAX_WAITERS_PER_EVENT = 1000;
 
 export interface StepRunOptions {
@@ -358,6 +358,10 @@ export class StepRunner implements StepTools {
   }
 }
 
+async function inChunks<T>(items: T[], size: number, each: (item: T, index: number) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map((item, j) => each(item, i + j)));
+}
+
 /** What sendEvent answers. */
 export interface SendEventResult {
   /** Ids of the jobs the event was delivered to (each woken). */
@@ -381,20 +385,19 @@ export async function deliverEvent(
   const delivered: string[] = [];
   const stale: string[] = [];
   const envelope = JSON.stringify({ name, data, at: now } satisfies ReceivedEvent);
-  await Promise.all(
-    ids.map(async (id, i) => {
-      const r = records[i];
-      const step = r && !FINISHED_STATES.includes(r.state) ? r.steps?.find((s) => s.kind === "wait" && s.status === "waiting" && s.event === name) : undefined;
-      if (!r || !step) {
-        // Finished, gone, or past that wait: nothing waits here any more.
-        if (!r || FINISHED_STATES.includes(r.state) || !r.steps?.some((s) => s.kind === "wait" && s.status === "waiting")) stale.push(id);
-        return;
-      }
-      if (!matchesEvent(data, step.match)) return;
-      const kept = await driver.kvAdd(deliveryKey(id, step.id), envelope, (step.until ?? now) + DELIVERY_KEEP_MS, now);
-      if (kept === envelope) delivered.push(id);
-    }),
-  );
+  // A few at a time: an invocation's subrequests are counted (Workers: 50 on the Free plan).
+  await inChunks(ids, 16, async (id, i) => {
+    const r = records[i];
+    const step = r && !FINISHED_STATES.includes(r.state) ? r.steps?.find((s) => s.kind === "wait" && s.status === "waiting" && s.event === name) : undefined;
+    if (!r || !step) {
+      // Finished, gone, or past that wait: nothing waits here any more.
+      if (!r || FINISHED_STATES.includes(r.state) || !r.steps?.some((s) => s.kind === "wait" && s.status === "waiting")) stale.push(id);
+      return;
+    }
+    if (!matchesEvent(data, step.match)) return;
+    const kept = await driver.kvAdd(deliveryKey(id, step.id), envelope, (step.until ?? now) + DELIVERY_KEEP_MS, now);
+    if (kept === envelope) delivered.push(id);
+  });
   if (delivered.length > 0) await wake(delivered);
   if (delivered.length + stale.length > 0) await driver.removeWaiters(name, [...delivered, ...stale]);
   return { delivered };
