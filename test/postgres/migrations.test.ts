@@ -302,6 +302,7 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
         "rate_starts",
         "recurring",
         "throughput",
+        "waiters",
       ]);
       // And the schema works.
       const id = await a.enqueue(new Job("after-migrate", []));

@@ -37,6 +37,12 @@
  * reads them; complete and transition probe them by dependency to flag
  * jobs others wait for, and the pruning keeps those jobs.
  *
+ * Durable steps (migration 0008): a job's steps are the nullable json
+ * column jobs.steps, written only by saveSteps (fenced by the lease) and
+ * read with the rest of the row, so the claim reads one more column and
+ * joins nothing. The event-waiter index is the `waiters` table, apart from
+ * jobs; its expired rows are deleted by the calls that pass them.
+ *
  * Input arrives valid (Storage checks it against core/rules.ts), so this
  * class converts values to their SQL form and nothing more.
  */
@@ -70,7 +76,7 @@ import {
   type TransitionResult,
 } from "../../../core/driver.js";
 import { ConfigError, StorageUnavailableError, ValidationError } from "../../../core/errors.js";
-import { JobState, LazyHistoryRecord, type JobRecord } from "../../../core/job.js";
+import { JobState, LazyHistoryRecord, type HistoryEntry, type JobRecord, type StepRecord } from "../../../core/job.js";
 import type { ResolvedPostgresConfig } from "./config.js";
 import { RETRYABLE_SQLSTATES, sqlState, statementName, toStorageError, validateSchemaName, type SqlClient, type SqlDriver } from "./driver.js";
 import { createPostgresDriver } from "./drivers/create.js";
@@ -393,6 +399,22 @@ export class PostgresBackend implements StorageDriver {
     return rows.length > 0;
   }
 
+  /** Replaces the job's steps (jobs.steps, migration 0008) and appends `entry`, fenced by the lease as setProgress is. */
+  async saveSteps(lease: LeaseRef, steps: StepRecord[], entry: HistoryEntry, now: number): Promise<boolean> {
+    // As arguments (see insert): a step's result may hold U+0000, the json column keeps it.
+    const rows = await this.run(this.sql.saveSteps, [
+      lease.id,
+      lease.token,
+      JSON.stringify(steps),
+      now,
+      entry.state,
+      entry.at,
+      entry.reason ?? null,
+      entry.worker ?? null,
+    ]);
+    return rows.length > 0;
+  }
+
   async promoteDue(now: number, limit: number): Promise<number> {
     if (limit <= 0) return 0;
     const [row] = await this.run<{ n: number }>(this.sql.promoteDue, [now, Math.floor(limit), this.notifyChannel]);
@@ -570,6 +592,23 @@ export class PostgresBackend implements StorageDriver {
   async kvHit(key: string, windowMs: number, now: number): Promise<KvHit> {
     const [row] = await this.run<{ count: string; reset_at: string }>(this.kvSql.kvHit, [key, now, windowMs]);
     return { count: Number(row!.count), resetAt: Number(row!.reset_at) };
+  }
+
+  // ------------------------------------------------ event waiters (statements/steps.ts)
+
+  async addWaiter(event: string, id: string, expiresAt: number, now: number): Promise<void> {
+    await this.run(this.sql.addWaiter, [event, id, expiresAt, now]);
+  }
+
+  async waiters(event: string, now: number, limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    const rows = await this.run<{ job_id: string }>(this.sql.waiters, [event, now, Math.floor(limit)]);
+    return rows.map((r) => r.job_id);
+  }
+
+  async removeWaiters(event: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.run(this.sql.removeWaiters, [event, JSON.stringify(ids)]);
   }
 
   // ------------------------------------------------------------- extras

@@ -4,7 +4,7 @@
  */
 import type { RecurringDefinition } from "../../../core/driver.js";
 import type { ErrorInfo } from "../../../core/errors.js";
-import { historyFromLines, type FlowSpec, type JobRecord, type JobState } from "../../../core/job.js";
+import { historyFromLines, type FlowSpec, type JobRecord, type JobState, type StepRecord } from "../../../core/job.js";
 import type { RetrySpec } from "../../../core/retry.js";
 
 export type Row = Record<string, unknown>;
@@ -68,6 +68,7 @@ export function recordFields(row: Row): Omit<JobRecord, "history"> {
   if (row.error != null) r.error = json(row.error) as ErrorInfo;
   if (row.progress != null) r.progress = json(row.progress);
   if (row.flow != null) r.flow = json(row.flow) as FlowSpec;
+  if (row.steps != null) r.steps = json(row.steps) as StepRecord[];
   return r;
 }
 

@@ -16,6 +16,12 @@ import { appendHistory, awaited, entry, freeSlotsCte, notifyCte, str, tables, ta
  * A release (state enqueued) keeps run_at, so the job goes back to the head
  * of its queue rather than behind every job enqueued while it ran, and gives
  * the attempt back unless count_attempt (a run cut off at a deadline).
+ *
+ * A suspension (state scheduled: a durable step's sleep or event wait)
+ * gives the attempt back as a release does, and is due again at run_at as
+ * a retry is; error, result and steps are left as they are. It is promoted
+ * and claimed later as any scheduled job. Like every exit from processing,
+ * it frees the job's concurrency slot.
  */
 
 const OUTCOMES = `o AS (
@@ -31,8 +37,8 @@ function writeOutcomes(schema: string, from: string): string {
     updated_at = $2::bigint,
     lease_owner = NULL,
     lease_until = NULL,
-    attempts = CASE WHEN f.state = 'enqueued' AND f.count_attempt IS NOT TRUE THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
-    run_at = CASE WHEN f.state = 'awaiting_retry' THEN coalesce(f.run_at, $2::bigint) ELSE j.run_at END,
+    attempts = CASE WHEN f.state IN ('enqueued', 'scheduled') AND f.count_attempt IS NOT TRUE THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+    run_at = CASE WHEN f.state IN ('awaiting_retry', 'scheduled') THEN coalesce(f.run_at, $2::bigint) ELSE j.run_at END,
     finished_at = CASE WHEN f.state IN ('succeeded', 'failed') THEN $2::bigint ELSE j.finished_at END,
     result = CASE WHEN f.state = 'succeeded' THEN f.result::json ELSE j.result END,
     error = CASE WHEN f.state = 'succeeded' THEN NULL

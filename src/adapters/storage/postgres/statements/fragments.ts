@@ -44,6 +44,7 @@ const JOB_COLUMNS: Array<[string, string]> = [
   ["error", "error::text AS error"],
   ["progress", "progress::text AS progress"],
   ["flow", "flow::text AS flow"],
+  ["steps", "steps::text AS steps"],
   ["history", "history"],
 ];
 

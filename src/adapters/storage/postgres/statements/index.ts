@@ -37,6 +37,7 @@ import { listRecurring, markRecurringFired, removeRecurring, upsertRecurring } f
 import { schemaVersion } from "./schema-version.js";
 import { serverTime } from "./server-time.js";
 import { setProgress } from "./set-progress.js";
+import { addWaiter, removeWaiters, saveSteps, waiters } from "./steps.js";
 import { stats } from "./stats.js";
 import { transition } from "./transition.js";
 
@@ -62,6 +63,10 @@ export interface Statements {
   dependents: string;
   purge: string;
   setProgress: string;
+  saveSteps: string;
+  addWaiter: string;
+  waiters: string;
+  removeWaiters: string;
   upsertRecurring: string;
   listRecurring: string;
   removeRecurring: string;
@@ -92,6 +97,10 @@ export function buildStatements(schema: string): Statements {
     dependents: dependents(schema),
     purge: purge(schema),
     setProgress: setProgress(schema),
+    saveSteps: saveSteps(schema),
+    addWaiter: addWaiter(schema),
+    waiters: waiters(schema),
+    removeWaiters: removeWaiters(schema),
     upsertRecurring: upsertRecurring(schema),
     listRecurring: listRecurring(schema),
     removeRecurring: removeRecurring(schema),
