@@ -258,7 +258,8 @@ function legacyJobs(): unknown[][] {
 
 describe("migration 0005 (flows) on a database at version 4", () => {
   it("keeps every job, column for column and in its place, every index, and the other tables", async () => {
-    expect(SCHEMA_VERSION).toBe(5);
+    // Migrated to the newest version: 0005, then 0006 (steps) on top.
+    expect(SCHEMA_VERSION).toBe(6);
     const { path, d } = await databaseAt(4);
     const jobs = legacyJobs();
     const placeholders = `(${columns
@@ -291,9 +292,9 @@ describe("migration 0005 (flows) on a database at version 4", () => {
     const m = backend.sqlite as BetterSqlite3Driver;
     const q = async (text: string) => (await m.batch([{ sql: text }]))[0]!;
 
-    expect(await q("SELECT max(version) AS v FROM qml_migrations")).toEqual([{ v: 5 }]);
+    expect(await q("SELECT max(version) AS v FROM qml_migrations")).toEqual([{ v: 6 }]);
     // Every job, every column, the same seq; the new columns empty.
-    expect(await q("SELECT * FROM qml_jobs ORDER BY seq")).toEqual(before.map((row) => ({ ...row, flow: null, waited_until: null })));
+    expect(await q("SELECT * FROM qml_jobs ORDER BY seq")).toEqual(before.map((row) => ({ ...row, flow: null, waited_until: null, steps: null })));
     for (const [i, t] of others.entries()) expect(await q(`SELECT * FROM ${t} ORDER BY 1`)).toEqual(othersBefore[i]);
     // The indexes are back, on the new table; the copy is gone; the file is sound.
     const indexes = await q("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'qml_jobs' AND sql IS NOT NULL ORDER BY name");

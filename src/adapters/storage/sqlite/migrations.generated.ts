@@ -77,4 +77,13 @@ export const MIGRATIONS: readonly EmbeddedSqliteMigration[] = [
       "CREATE INDEX qml_job_deps_waiter ON qml_job_deps (waiter)",
     ],
   },
+  {
+    version: 6,
+    name: "0006_steps",
+    statements: [
+      "ALTER TABLE qml_jobs ADD COLUMN steps TEXT",
+      "CREATE TABLE qml_waiters (\n  event      TEXT NOT NULL,\n  job_id     TEXT NOT NULL,\n  expires_at INTEGER NOT NULL,\n  PRIMARY KEY (event, job_id)\n) WITHOUT ROWID",
+      "CREATE INDEX qml_waiters_expires_at ON qml_waiters (expires_at)",
+    ],
+  },
 ];

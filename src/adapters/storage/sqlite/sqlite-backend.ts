@@ -70,7 +70,7 @@ import {
   type TransitionResult,
 } from "../../../core/driver.js";
 import { ConfigError, StorageUnavailableError } from "../../../core/errors.js";
-import { JobState, LazyHistoryRecord, type FlowSpec, type JobRecord } from "../../../core/job.js";
+import { JobState, LazyHistoryRecord, type FlowSpec, type HistoryEntry, type JobRecord, type StepRecord } from "../../../core/job.js";
 import { planInsert, settleGroup, type GroupAnswer, type KeyGroup } from "../postgres/insert-plan.js";
 import { claimOrder, recordFields, toRecord, toRecurring, type Row } from "../postgres/rows.js";
 import type { ResolvedSqliteConfig } from "./config.js";
@@ -622,6 +622,34 @@ export class SqliteBackend implements StorageDriver {
   async kvGet(key: string, now: number): Promise<string | undefined> {
     const [row] = await this.one({ sql: kv.kvGet, params: [key, now] });
     return row === undefined ? undefined : String(row.value);
+  }
+
+  // --------------------------------------------------------- durable steps (statements/steps.ts)
+
+  async saveSteps(lease: LeaseRef, steps: StepRecord[], entry: HistoryEntry, now: number): Promise<boolean> {
+    const rows = await this.one({
+      sql: sql.saveSteps,
+      params: [lease.id, lease.token, JSON.stringify(steps), now, entry.state, entry.at, entry.reason ?? "", entry.worker ?? ""],
+    });
+    return rows.length > 0;
+  }
+
+  async addWaiter(event: string, id: string, expiresAt: number, now: number): Promise<void> {
+    await this.run([
+      { sql: sql.waitersPurge, params: [event, id, now] },
+      { sql: sql.addWaiter, params: [event, id, expiresAt] },
+    ]);
+  }
+
+  async waiters(event: string, now: number, limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    const rows = await this.one({ sql: sql.waiters, params: [event, now, Math.floor(limit)] });
+    return rows.map((r) => String(r.job_id));
+  }
+
+  async removeWaiters(event: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.one({ sql: sql.removeWaiters, params: [event, JSON.stringify(ids)] });
   }
 
   async kvSet(key: string, value: string, expiresAt: number | undefined, now: number): Promise<void> {

@@ -16,7 +16,9 @@ import { appendHistory, awaited, entry, tally } from "./fragments.js";
  * A release (state enqueued) keeps run_at and seq, so the job goes back to
  * the head of its queue rather than behind every job enqueued while it ran,
  * and gives the attempt back unless count_attempt (a run cut off at a
- * deadline).
+ * deadline). A suspension (state scheduled: a durable step's sleep or
+ * event wait) gives the attempt back as a release does and is due again at
+ * run_at as a retry is; error, result and steps are left as they are.
  */
 
 /** The outcomes as rows, their columns prefixed (json_each has columns named id, key, value…). */
@@ -55,8 +57,8 @@ UPDATE qml_jobs SET
   updated_at = ?2,
   lease_owner = NULL,
   lease_until = NULL,
-  attempts = CASE WHEN o.o_state = 'enqueued' AND o.o_count IS NOT 1 THEN max(attempts - 1, 0) ELSE attempts END,
-  run_at = CASE WHEN o.o_state = 'awaiting_retry' THEN coalesce(o.o_run_at, ?2) ELSE run_at END,
+  attempts = CASE WHEN o.o_state IN ('enqueued', 'scheduled') AND o.o_count IS NOT 1 THEN max(attempts - 1, 0) ELSE attempts END,
+  run_at = CASE WHEN o.o_state IN ('awaiting_retry', 'scheduled') THEN coalesce(o.o_run_at, ?2) ELSE run_at END,
   finished_at = CASE WHEN o.o_state IN ('succeeded', 'failed') THEN ?2 ELSE finished_at END,
   result = CASE WHEN o.o_state = 'succeeded' THEN o.o_result ELSE result END,
   error = CASE WHEN o.o_state = 'succeeded' THEN NULL

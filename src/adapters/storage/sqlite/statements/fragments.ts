@@ -53,6 +53,7 @@ const JOB_COLUMNS = [
   "error",
   "progress",
   "flow",
+  "steps",
   "history",
 ] as const;
 

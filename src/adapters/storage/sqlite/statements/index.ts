@@ -31,4 +31,5 @@ export { migrationsTable, recordMigration, schemaVersion } from "./schema.js";
 export { serverTime } from "./server-time.js";
 export { setProgress } from "./set-progress.js";
 export { statsBuckets, statsCounts } from "./stats.js";
+export { addWaiter, removeWaiters, saveSteps, waiters, waitersPurge } from "./steps.js";
 export { transition, transitionEdges, transitionRetain, transitionTally } from "./transition.js";
