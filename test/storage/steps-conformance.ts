@@ -123,7 +123,10 @@ export function runStepsConformance(fresh: () => Promise<{ storage: Storage; clo
       await storage.driver.complete([outcome(held!, JobState.Scheduled, { runAt: clock.now() + 5, countAttempt: true })], clock.now());
       expect((await storage.get(id))!.attempts).toBe(1);
       // A stale token is fenced out.
-      const [res2] = await storage.driver.complete([outcome(held!, JobState.Scheduled, { runAt: clock.now() })], clock.now());
+      const [res2] = await storage.driver.complete(
+        [outcome({ ...held!, leaseToken: held!.leaseToken - 1 }, JobState.Scheduled, { runAt: clock.now() })],
+        clock.now(),
+      );
       expect(res2!.status).toBe("lost");
     });
 

@@ -2,7 +2,8 @@
  * A job record as a Redis hash, and back.
  *
  * Fields are the JobRecord's names. Numbers are decimal strings; arguments,
- * result, error, progress, retry, metadata and flow are JSON text that the
+ * result, error, progress, retry, metadata, flow and steps (written only by
+ * steps.lua, under the lease) are JSON text that the
  * scripts never rewrite (Lua's cjson would rewrite numbers such as 1e21 or
  * 0.1), so a job reads back exactly as it was written. Only flow is ever
  * decoded by a script: its dependsOn, a list of ids (strings, which cjson
@@ -143,6 +144,7 @@ export function decodeRecord(reply: RedisReply): JobRecord | null {
   if (h.has("error")) r.error = JSON.parse(h.get("error")!) as JobRecord["error"];
   if (h.has("progress")) r.progress = JSON.parse(h.get("progress")!);
   if (h.has("flow")) r.flow = JSON.parse(h.get("flow")!) as JobRecord["flow"];
+  if (h.has("steps")) r.steps = JSON.parse(h.get("steps")!) as JobRecord["steps"];
   return r;
 }
 
@@ -207,6 +209,7 @@ function claimedRecord(a: unknown): JobRecord {
   if (mask & 8192) r.error = a[i++] as JobRecord["error"];
   if (mask & 16384) r.progress = a[i++];
   if (mask & 32768) r.flow = a[i++] as JobRecord["flow"];
+  if (mask & 65536) r.steps = a[i++] as JobRecord["steps"];
   return r;
 }
 

@@ -55,7 +55,7 @@ import {
   type TransitionResult,
 } from "../../../core/driver.js";
 import { ConfigError } from "../../../core/errors.js";
-import { JobState, type JobRecord } from "../../../core/job.js";
+import { JobState, type HistoryEntry, type JobRecord, type StepRecord } from "../../../core/job.js";
 import { decodeClaimed, decodeRecord, encodeRecord, hashOf, json } from "./codec.js";
 import { RedisConfig, redact, type ResolvedRedisConfig } from "./config.js";
 import { replyText, toStorageError, type LuaScript, type RedisDriver, type RedisReply } from "./driver.js";
@@ -373,6 +373,7 @@ export class RedisBackend implements StorageDriver {
           if (o.state === JobState.Succeeded) rows.push(json(o.result) ?? "");
           else if (o.state === JobState.Failed) rows.push(error);
           else if (o.state === JobState.AwaitingRetry) rows.push(o.runAt !== undefined ? int(o.runAt) : "", error);
+          else if (o.state === JobState.Scheduled) rows.push(o.runAt !== undefined ? int(o.runAt) : "", o.countAttempt ? "1" : "");
           else rows.push(o.countAttempt ? "1" : "");
         }
         const args = [...head, String(batch.length), String(entries.size), ...entryArgs, ...rows];
@@ -446,6 +447,29 @@ export class RedisBackend implements StorageDriver {
   async setProgress(lease: LeaseRef, progress: unknown, now: number): Promise<boolean> {
     const reply = await this.run(S.progress, [int(now), lease.id, int(lease.token), json(progress ?? null) ?? "null"]);
     return Number(reply) === 1;
+  }
+
+  /** steps.lua: the job's steps (a JSON field of its hash) and one history entry, fenced by the lease. */
+  async saveSteps(lease: LeaseRef, steps: StepRecord[], entry: HistoryEntry, now: number): Promise<boolean> {
+    const e = JSON.stringify({ state: entry.state, at: entry.at, reason: entry.reason, worker: entry.worker });
+    const reply = await this.run(S.steps, [int(now), lease.id, int(lease.token), JSON.stringify(steps), e]);
+    return Number(reply) === 1;
+  }
+
+  // ------------------------------------------------ event waiters (waiters.lua)
+
+  async addWaiter(event: string, id: string, expiresAt: number, now: number): Promise<void> {
+    await this.run(S.waiters, [int(now), "add", event, id, int(expiresAt)]);
+  }
+
+  async waiters(event: string, now: number, limit: number): Promise<string[]> {
+    if (limit < 1) return [];
+    return arr(await this.run(S.waiters, [int(now), "list", event, int(Math.floor(limit))])).map(String);
+  }
+
+  async removeWaiters(event: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await Promise.all(chunk(ids, CHUNK).map((batch) => this.run(S.waiters, ["0", "remove", event, ...batch])));
   }
 
   // --------------------------------------------------------------- reads

@@ -38,8 +38,8 @@
             createdAt, updatedAt, runAt, leaseToken, history, leaseOwner,
             leaseUntil, then those of retry, timeoutMs, uniqueKey, uniqueUntil,
             concurrencyKey, concurrencyLimit, rateKey, rateLimit, rateInterval,
-            rateWindow, metadata, finishedAt, result, error, progress, flow
-            the job has, in that order;
+            rateWindow, metadata, finishedAt, result, error, progress, flow,
+            steps the job has, in that order;
             bit i of mask (1, 2, 4 ...) says the i-th of them is there]
            (decodeClaimed in codec.ts reads it)
 
@@ -62,12 +62,12 @@
 -- it sets from what it wrote; a retried claim sets nothing and reads all.
 local FIELDS = { "state", "attempts", "leaseToken", "history", "hn", "name", "args", "priority", "maxAttempts", "createdAt",
   "runAt", "retry", "timeoutMs", "uniqueKey", "uniqueUntil", "concurrencyKey", "concurrencyLimit", "rateKey", "rateLimit",
-  "rateInterval", "rateWindow", "metadata", "finishedAt", "result", "error", "progress", "flow",
+  "rateInterval", "rateWindow", "metadata", "finishedAt", "result", "error", "progress", "flow", "steps",
   "queue", "updatedAt", "leaseOwner", "leaseUntil" }
-local CLAIM_FIELDS = 27
+local CLAIM_FIELDS = 28
 -- Positions in FIELDS.
 local F_CKEY, F_CLIMIT, F_RKEY, F_RLIMIT, F_RINTERVAL, F_RWINDOW = 16, 17, 18, 19, 20, 21
-local F_QUEUE, F_UPDATED, F_OWNER, F_LEASE = 28, 29, 30, 31
+local F_QUEUE, F_UPDATED, F_OWNER, F_LEASE = 29, 30, 31, 32
 -- Optional fields stored as plain strings (the others are JSON or decimal numbers).
 local PLAIN = { [14] = true, [16] = true, [18] = true }
 
@@ -87,13 +87,13 @@ local function historyPieces(stored, hist, e)
   return items(hist), "", ""
 end
 
--- The optional fields (FIELDS 12-27, usually all absent): the mask and the
+-- The optional fields (FIELDS 12-28, usually all absent): the mask and the
 -- present values, each after a comma. uniqueKey, concurrencyKey and rateKey
 -- (PLAIN) are plain strings; the others are stored as JSON or as a decimal
 -- number, valid JSON as they are.
 local function optionalJson(f)
   local mask, s = 0, ""
-  for i = 12, 27 do
+  for i = 12, 28 do
     local v = f[i]
     if v then
       mask = mask + 2 ^ (i - 12)
@@ -121,7 +121,7 @@ end
 -- makes a chain one concatenation, which costs less.
 local function jobJson(idJson, queueJson, f, attempts, token, updatedAt, h1, h2, h3, ownerJson, leaseUntil)
   local mask, optional = "0", ""
-  for i = 12, 27 do
+  for i = 12, 28 do
     if f[i] then
       mask, optional = optionalJson(f)
       break

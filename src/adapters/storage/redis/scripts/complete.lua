@@ -15,6 +15,9 @@
              awaiting_retry  runAt ("" = now), error JSON ("" = none)
              enqueued        "1" when the attempt stays counted, "" when
                              the release gives it back
+             scheduled       runAt, then "1" / "" as for enqueued (a
+                             durable step's suspension: due again at
+                             runAt, the attempt given back, error kept)
   Output:  array of 1 (applied) / 0 (lost), in input order; 2 for an
            applied outcome that finished the job (succeeded, failed) while
            jobs wait for it (its deps:<id> set exists, see lib/common.lua),
@@ -46,6 +49,8 @@ for j = 1, tonumber(ARGV[5]) do
     err, a = ARGV[a + 3], a + 4
   elseif to == "awaiting_retry" then
     runAtArg, err, a = ARGV[a + 3], ARGV[a + 4], a + 5
+  elseif to == "scheduled" then
+    runAtArg, counted, a = ARGV[a + 3], ARGV[a + 4], a + 5
   else
     counted, a = ARGV[a + 3], a + 4
   end
@@ -85,7 +90,7 @@ for j = 1, tonumber(ARGV[5]) do
         set[#set + 1], set[#set + 2] = "seq", "0"
         zadd(K_FINISHED, nowS, id)
         tally(to)
-      elseif to == "awaiting_retry" then
+      elseif to == "awaiting_retry" or to == "scheduled" then
         -- A new runAt: the stored one is never read.
         local runAt = runAtArg ~= "" and tonumber(runAtArg) or now
         local runAtS = runAt == now and nowS or I(runAt)
@@ -93,6 +98,11 @@ for j = 1, tonumber(ARGV[5]) do
         set[#set + 1], set[#set + 2] = "runAt", runAtS
         set[#set + 1], set[#set + 2] = "seq", I(seq)
         zadd(K_RUNAT, runAtS, id)
+        if to == "scheduled" and counted == "" then
+          local attempts = tonumber(redis.call("HGET", k, "attempts")) - 1
+          if attempts < 0 then attempts = 0 end
+          set[#set + 1], set[#set + 2] = "attempts", IC(attempts)
+        end
       else -- enqueued: back to its own place (see the header); the attempt goes back unless it counts
         local g = redis.call("HMGET", k, "attempts", "priority", "runAt", "seq")
         if counted == "" then

@@ -48,6 +48,10 @@
                                 the set lives no longer than its waiters. A
                                 finished job with a deps set is not pruned.
                                 <id> need not exist
+    waiters:<event>     zset    durable steps' event-waiter index: job ids
+                                that may wait for <event>, scored by when
+                                the note expires (waiters.lua); the key
+                                expires with its latest member
     idx:created|updated|runat
                         zset    score = that time, member id (list pages)
     unique              hash    uniqueKey -> id (the holder; a holder whose
