@@ -88,11 +88,7 @@ export interface LeaseRef {
 }
 
 export type OutcomeState =
-  | typeof JobState.Succeeded
-  | typeof JobState.Failed
-  | typeof JobState.AwaitingRetry
-  | typeof JobState.Enqueued
-  | typeof JobState.Scheduled;
+  typeof JobState.Succeeded | typeof JobState.Failed | typeof JobState.AwaitingRetry | typeof JobState.Enqueued | typeof JobState.Scheduled;
 
 /**
  * The outcome of one attempt, decided by the core. Applied only while the
