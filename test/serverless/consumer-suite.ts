@@ -439,6 +439,85 @@ export function runConsumerSuite(label: string, h: ConsumerHarness): void {
     expect((await storage.get(flow.id))!.state).toBe(JobState.Awaiting);
   });
 
+  // ------------------------------------------------------- durable steps
+
+  it(`${label}: a five-step workflow over invocations killed between and inside steps: each completed step ran once, and it finished`, async () => {
+    // Counted when a step's function completes: what "ran" means for a side effect.
+    const ran = { reserve: 0, charge: 0, ship: 0 };
+    const kill = { between: true, inside: true };
+    let storage!: Storage;
+    let clock!: ManualClock;
+    // An invocation killed after its lease ran out, as the store sees it: the
+    // lease is reclaimed (another invocation may take the job) and the dead
+    // one writes nothing more (its last act throws; any write is fenced).
+    const die = async (where: string): Promise<never> => {
+      await storage.driver.reclaimExpired(clock.now() + 3_600_000, 100);
+      throw new Error(`killed ${where}`);
+    };
+    const registry = new WorkerRegistry().register("order", async (job, ctx) => {
+      const reserved = await ctx.step.run("reserve", () => {
+        ran.reserve++;
+        return { sku: "A-1" };
+      });
+      if (kill.between) {
+        kill.between = false;
+        await die("between reserve and charge");
+      }
+      const charge = await ctx.step.run("charge", async () => {
+        if (kill.inside) {
+          kill.inside = false;
+          await die("inside charge");
+        }
+        ran.charge++;
+        return `ch_${String(job.arguments[0])}`;
+      });
+      await ctx.step.sleep("cool-off", 60 * SECOND);
+      const approval = await ctx.step.waitForEvent<{ by: string }>("approval", {
+        event: "order.approved",
+        match: { order: job.arguments[0] },
+        timeout: 3_600_000,
+      });
+      const shipped = await ctx.step.run("ship", () => {
+        ran.ship++;
+        return { by: approval?.data.by };
+      });
+      return WorkerResult.success({ reserved, charge, shipped });
+    });
+    const started = await start({ registry });
+    ({ storage, clock } = started);
+    const { rt } = started;
+    const id = await storage.enqueue(new Job("order", [7], { maxAttempts: 5 }));
+
+    // Invocations until it sleeps: killed between steps, killed inside one, then on to the sleep.
+    for (let i = 0; i < 5 && (await storage.get(id))!.state !== JobState.Scheduled; i++) await rt.schedule();
+    let job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Scheduled);
+    expect(kill).toEqual({ between: false, inside: false });
+    expect(ran).toEqual({ reserve: 1, charge: 1, ship: 0 });
+    expect(job.steps.map((s) => `${s.id}:${s.status}`)).toEqual(["reserve:completed", "charge:completed", "cool-off:waiting"]);
+
+    // The minute passes: the next invocation goes on to the wait.
+    clock.advance(60 * SECOND);
+    await rt.schedule();
+    job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Scheduled);
+    expect(job.steps.at(-1)).toMatchObject({ id: "approval", status: "waiting" });
+
+    // The event, sent by a client with the runtime's notifier: its wake-up runs the job.
+    const before = rt.sent.length;
+    expect(await storage.sendEvent("order.approved", { order: 7, by: "ann" })).toEqual({ delivered: [id] });
+    const wakeUps = rt.sent.slice(before).filter(has(id));
+    if (wakeUps.length > 0) expect(await rt.deliver([wakeUps[0]!.message])).toEqual([{ settled: "ack", decision: "ack" }]);
+    else await rt.schedule();
+    job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Succeeded);
+    expect(job.result).toEqual({ reserved: { sku: "A-1" }, charge: "ch_7", shipped: { by: "ann" } });
+    expect(ran).toEqual({ reserve: 1, charge: 1, ship: 1 });
+    const reasons = job.history.map((h) => h.reason ?? "").join("\n");
+    expect(reasons).toMatch(/lease expired/);
+    expect(reasons).toMatch(/event "order.approved" received/);
+  });
+
   it(`${label}: a Client on the runtime's storage sends exactly one wake-up per enqueue`, async () => {
     const { rt, storage } = await start();
     // The runtime has run once on this storage (its outbox is set up).
