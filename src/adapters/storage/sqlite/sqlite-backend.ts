@@ -38,6 +38,13 @@
  * a released waiter will read as if they had finished at its release
  * (waited_until; statements/prune.ts).
  *
+ * Durable steps (migration 0006): a job's steps are the nullable JSON text
+ * column qml_jobs.steps, written only by saveSteps (fenced by the lease)
+ * and read with the rest of the row, so a claim of jobs without steps reads
+ * one NULL more and joins nothing. The suspension outcome `scheduled` is a
+ * case of complete's one UPDATE. The event-waiter index is qml_waiters,
+ * apart from the jobs; each addWaiter batch deletes a few expired rows.
+ *
  * Input arrives valid (Storage checks it against core/rules.ts), so this
  * class converts values to their SQL form and nothing more. The rows it
  * reads are shaped as PostgreSQL's (JSON as text, history as lines), so
@@ -69,7 +76,7 @@ import {
   type TransitionRequest,
   type TransitionResult,
 } from "../../../core/driver.js";
-import { ConfigError, StorageUnavailableError } from "../../../core/errors.js";
+import { ConfigError, StepResultTooLargeError, StorageUnavailableError } from "../../../core/errors.js";
 import { JobState, LazyHistoryRecord, type FlowSpec, type HistoryEntry, type JobRecord, type StepRecord } from "../../../core/job.js";
 import { planInsert, settleGroup, type GroupAnswer, type KeyGroup } from "../postgres/insert-plan.js";
 import { claimOrder, recordFields, toRecord, toRecurring, type Row } from "../postgres/rows.js";
@@ -627,11 +634,20 @@ export class SqliteBackend implements StorageDriver {
   // --------------------------------------------------------- durable steps (statements/steps.ts)
 
   async saveSteps(lease: LeaseRef, steps: StepRecord[], entry: HistoryEntry, now: number): Promise<boolean> {
-    const rows = await this.one({
-      sql: sql.saveSteps,
-      params: [lease.id, lease.token, JSON.stringify(steps), now, entry.state, entry.at, entry.reason ?? "", entry.worker ?? ""],
+    const text = JSON.stringify(steps);
+    // The entry as the core gave it, keys in its order; reason and worker only when given (as memory keeps it).
+    const line = JSON.stringify({
+      state: entry.state,
+      at: entry.at,
+      ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
+      ...(entry.worker !== undefined ? { worker: entry.worker } : {}),
     });
-    return rows.length > 0;
+    try {
+      const rows = await this.one({ sql: sql.saveSteps, params: [lease.id, lease.token, text, now, line] });
+      return rows.length > 0;
+    } catch (e) {
+      throw tooBigSteps(e, steps, text) ?? e;
+    }
   }
 
   async addWaiter(event: string, id: string, expiresAt: number, now: number): Promise<void> {
@@ -685,4 +701,24 @@ export class SqliteBackend implements StorageDriver {
   prune(now: number): Promise<number> {
     return this.reclaimExpired(now, 1000);
   }
+}
+
+/**
+ * A save refused because the job's row would outgrow what the database
+ * holds in one row: D1 keeps at most 2 MB (the steps with the job's
+ * arguments, result and history), better-sqlite3 a gigabyte. The core lets
+ * a job reach MAX_STEPS steps of MAX_STEP_RESULT_BYTES each, more than a
+ * D1 row, so this is met there: the job fails at once with a StepError
+ * that says why, rather than retrying a save that cannot succeed.
+ */
+function tooBigSteps(e: unknown, steps: StepRecord[], text: string): StepResultTooLargeError | undefined {
+  const message = e instanceof Error ? e.message : String(e);
+  if (!/SQLITE_TOOBIG|string or blob too big/i.test(message)) return undefined;
+  const bytes = new TextEncoder().encode(text).length;
+  return new StepResultTooLargeError(
+    steps.at(-1)?.id ?? "",
+    `the job's ${steps.length} steps are ${bytes} bytes serialised, more than the database keeps in the job's row ` +
+      `(D1: 2 MB with its arguments and history): keep large step results elsewhere and return their keys`,
+    { cause: e },
+  );
 }

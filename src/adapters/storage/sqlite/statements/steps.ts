@@ -1,4 +1,4 @@
-import { appendHistory, entry } from "./fragments.js";
+import { appendHistory } from "./fragments.js";
 
 /*
  * Durable steps (migration 0006): a job's steps, written under its lease,
@@ -7,16 +7,18 @@ import { appendHistory, entry } from "./fragments.js";
 
 /**
  * saveSteps: replaces a job's steps and appends one history entry, fenced
- * by the lease as setProgress is.
- * Input:  ?1 id, ?2 token, ?3 steps (JSON text), ?4 now, ?5 the entry's
- *         state, ?6 its at, ?7 its reason, ?8 its worker (the core gives both).
+ * by the lease as setProgress is. The entry comes as JSON text, made by
+ * the caller from the core's entry (keys in the core's order, `reason` and
+ * `worker` only when given), as Redis's steps.lua takes it.
+ * Input:  ?1 id, ?2 token, ?3 steps (JSON text), ?4 now, ?5 the history
+ *         entry (JSON text).
  * Output: one row when the lease is still held (and the job written).
  */
 export const saveSteps = `
 UPDATE qml_jobs SET
   steps = ?3,
   updated_at = ?4,
-  ${appendHistory(entry("?5", "?6", "?7", "?8"))}
+  ${appendHistory("?5")}
 WHERE id = ?1 AND state = 'processing' AND lease_token = ?2
 RETURNING 1 AS ok`;
 
