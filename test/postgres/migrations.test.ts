@@ -243,6 +243,56 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres migration
     }
   });
 
+  it("0008 adds steps and the waiters table to a schema at version 7: old rows read back without steps, then save, suspend and keep them", async () => {
+    const schema = janitor.next();
+    const s = `"${schema}"`;
+    await schemaAt(schema, 7);
+    const T = Date.UTC(2030, 0, 1);
+    const history = [{ state: "enqueued", at: T, reason: "enqueued" }];
+    // A row as 0007's statements wrote it.
+    await adminQuery(
+      `INSERT INTO ${s}.jobs (id, name, queue, state, max_attempts, created_at, updated_at, run_at, args, history, hn)
+       VALUES ('v7-job', 'old', 'default', 'enqueued', 3, $1::bigint, $1::bigint, $1::bigint, '[1]', $2, 1)`,
+      [T, history.map((h) => JSON.stringify(h)).join("\n")],
+    );
+    const storage = storageFor(schema);
+    try {
+      await expect(storage.driver.waiters("e", T, 10)).rejects.toMatchObject({ name: "ConfigError" });
+      await storage.migrate();
+      const versions = await adminQuery<{ version: number; name: string }>(`SELECT version, name FROM ${s}.migrations ORDER BY version`);
+      expect(versions.map((v) => `${v.version} ${v.name}`)).toEqual(MIGRATIONS.map((m) => `${m.version} ${m.name}`));
+      const old = (await record(storage, "v7-job"))!;
+      expect(old).toMatchObject({ args: [1], history, state: JobState.Enqueued });
+      expect(old.steps).toBeUndefined();
+      const driver = storage.driver;
+      const [claimed] = await driver.claim({ queues: ["default"], limit: 1, owner: "w", leaseMs: 1000, now: T + 1 });
+      expect(claimed!.id).toBe("v7-job");
+      expect(claimed!.steps).toBeUndefined();
+      const steps = [{ id: "a", kind: "run" as const, status: "completed" as const, startedAt: T + 1, result: "a\u0000b" }];
+      const entry: HistoryEntry = { state: JobState.Processing, at: T + 2, reason: "step a completed", worker: "w/1" };
+      expect(await driver.saveSteps({ id: "v7-job", token: claimed!.leaseToken }, steps, entry, T + 2)).toBe(true);
+      const [res] = await driver.complete(
+        [{ id: "v7-job", token: claimed!.leaseToken, state: JobState.Scheduled, runAt: T + 100, reason: "sleeping", worker: "w/1" }],
+        T + 3,
+      );
+      expect(res!.status).toBe("applied");
+      const after = (await record(storage, "v7-job"))!;
+      expect(after).toMatchObject({ state: JobState.Scheduled, attempts: 0, runAt: T + 100, steps });
+      expect(after.history.slice(-2)).toEqual([entry, { state: JobState.Scheduled, at: T + 3, reason: "sleeping", worker: "w/1" }]);
+      await driver.addWaiter("e ✓", "v7-job", T + 100, T);
+      expect(await driver.waiters("e ✓", T, 10)).toEqual(["v7-job"]);
+      // And the schema is the one a fresh install gets.
+      const fresh = janitor.next();
+      const other = storageFor(fresh);
+      await other.migrate();
+      await other.close();
+      const named = async (x: string) => (await shape(x)).map((item) => item.replaceAll(x, "<schema>"));
+      expect(await named(schema)).toEqual(await named(fresh));
+    } finally {
+      await storage.close();
+    }
+  });
+
   it("withAutoMigrate(true) migrates before the first statement, once; without it, use before migrate() says what to do", async () => {
     const schema = janitor.next();
     const bare = storageFor(schema);
