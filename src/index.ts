@@ -57,6 +57,7 @@ export { MAX_DEPENDENCIES, MAX_FLOW_DEPTH, MAX_FLOW_JOBS } from "./core/flows.js
 export {
   MAX_STEP_RESULT_BYTES,
   MAX_STEPS,
+  MAX_STEPS_BYTES,
   type ReceivedEvent,
   type SendEventResult,
   type StepRunOptions,

@@ -42,6 +42,8 @@ export const MAX_STEP_ID_LENGTH = 200;
 export const MAX_STEP_RESULT_BYTES = 60 * 1024;
 /** Most steps one job may reach. */
 export const MAX_STEPS = 500;
+/** Largest a job's steps may be in all, serialised: they are one value of the job's row (D1 holds 2 MB per row). */
+export const MAX_STEPS_BYTES = 1024 * 1024;
 /** Longest event name. */
 export const MAX_EVENT_NAME_LENGTH = 200;
 /** Longest sleep or wait: a year. */
@@ -252,7 +254,7 @@ export class StepRunner implements StepTools {
     delete step.error;
     if (result === undefined) delete step.result;
     else step.result = result;
-    await this.save(`step "${id}" completed`);
+    await this.save(`step "${id}" completed`, id);
     return clone(result) as T;
   }
 
@@ -342,8 +344,14 @@ export class StepRunner implements StepTools {
     this.longestStepMs = Math.max(this.longestStepMs, ms);
   }
 
-  private async save(reason: string): Promise<void> {
+  private async save(reason: string, stepId?: string): Promise<void> {
     const { host } = this;
+    const size = sizeOf(this.steps);
+    if (size > MAX_STEPS_BYTES && stepId !== undefined)
+      throw new StepResultTooLargeError(
+        stepId,
+        `the job's steps would be ${size} bytes serialised with step "${stepId}"; the limit is ${MAX_STEPS_BYTES}: keep large results elsewhere and return their keys`,
+      );
     const now = host.clock.now();
     const ok = await host.driver.saveSteps(host.lease, this.steps, { state: JobState.Processing, at: now, reason, worker: host.workerId }, now);
     if (!ok) {

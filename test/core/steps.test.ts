@@ -4,7 +4,18 @@
  * side is in test/storage/steps-*.ts, on every backend.
  */
 import { describe, expect, it } from "vitest";
-import { BudgetExceededError, Job, JobState, StepError, Storage, WorkerRegistry, WorkerResult, memoryBackend, silentLogger } from "../../src/index.js";
+import {
+  BudgetExceededError,
+  Job,
+  JobState,
+  MAX_STEPS_BYTES,
+  StepError,
+  Storage,
+  WorkerRegistry,
+  WorkerResult,
+  memoryBackend,
+  silentLogger,
+} from "../../src/index.js";
 import { DurationStats } from "../../src/core/processor.js";
 import { tick } from "../../src/core/tick.js";
 
@@ -147,6 +158,23 @@ describe("the rules a worker's code is held to", () => {
     expect(job.state).toBe(JobState.Deleted);
     expect(job.steps).toEqual([]);
     expect(job.result).toBeUndefined();
+  });
+
+  it("a job's steps are held to MAX_STEPS_BYTES in all: the step that would pass it fails the job, the earlier ones kept", async () => {
+    const { storage, run } = setup();
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      for (let i = 0; i < 30; i++) await ctx.step.run(`big-${i}`, () => "x".repeat(50_000));
+      return WorkerResult.success();
+    });
+    const id = await storage.enqueue(new Job("wf", [], { maxAttempts: 5 }));
+    await run(registry, 10 * SECOND);
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Failed);
+    expect(job.attempts).toBe(1);
+    expect(job.error!.name).toBe("StepResultTooLargeError");
+    expect(job.error!.message).toMatch(/the job's steps would be \d+ bytes serialised with step "big-20"; the limit is 1048576/);
+    expect(job.steps).toHaveLength(20);
+    expect(JSON.stringify(job.steps).length).toBeLessThanOrEqual(MAX_STEPS_BYTES);
   });
 
   it("step ids and event options are checked, with the same ValidationError as everywhere", async () => {
