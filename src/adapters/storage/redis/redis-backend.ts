@@ -8,10 +8,13 @@
  *   as several script calls at once, which both command drivers pipeline
  *   into one round trip.
  * - One clock: the caller's `now`, passed into every script. No script
- *   reads the server's TIME and no key carries a Redis TTL, so leases,
- *   retention and throughput buckets all follow the core's clock (and a
- *   test's ManualClock). The core may align that clock with Redis's own
- *   through serverTime(), so machines with skewed clocks still agree.
+ *   reads the server's TIME and no key of the jobs carries a Redis TTL, so
+ *   leases, retention and throughput buckets all follow the core's clock
+ *   (and a test's ManualClock). Only kv entries and event-waiter sets
+ *   expire in Redis, at a span from the caller's now, and their readers
+ *   still compare with that now. The core may align that clock with
+ *   Redis's own through serverTime(), so machines with skewed clocks still
+ *   agree.
  * - No key grows without bound: finished jobs are pruned by age and count
  *   in every write (and their index entries, unique keys and counters with
  *   them), throughput buckets past the window are dropped, empty zsets

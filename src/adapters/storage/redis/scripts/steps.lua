@@ -1,6 +1,14 @@
 --[[
   steps.lua: replaces a job's durable steps and appends one history entry,
-  fenced by its lease as progress.lua is (StorageDriver.saveSteps).
+  fenced by its lease as progress.lua is (StorageDriver.saveSteps). The
+  steps are the job's field `steps`, JSON text stored as given (never
+  decoded here, so numbers such as 1e21 or 0.1 read back as written); a
+  job that never saved any has no such field, so claims and completions of
+  jobs without steps pay nothing for them but a field absent from a read.
+
+  A resent request (the HTTP client resends one whose reply was lost) finds
+  its own entry last in the history: the steps are written again (the same
+  text) and the entry is not appended a second time.
 
   KEYS[1]  base "<prefix>{<tag>}:"
   ARGV[1]  now   ARGV[2] id   ARGV[3] token   ARGV[4] steps JSON
@@ -9,12 +17,18 @@
 ]]
 --@include lib/common.lua
 
-local now, id = tonumber(ARGV[1]), ARGV[2]
+local now, id, e = tonumber(ARGV[1]), ARGV[2], ARGV[5]
 local k = JOB .. id
 local f = redis.call("HMGET", k, "state", "leaseToken", "history", "hn")
 if f[1] ~= "processing" or tonumber(f[2]) ~= tonumber(ARGV[3]) then return 0 end
-local hist, hn = pushHistory(f[3], f[4], ARGV[5])
-redis.call("HSET", k, "steps", ARGV[4], "updatedAt", I(now), "history", hist, "hn", I(hn))
-touch(id, I(now))
+local stored = f[3] or ""
+local nowS = I(now)
+if stored == e or string.sub(stored, -#e - 1) == "\n" .. e then
+  redis.call("HSET", k, "steps", ARGV[4], "updatedAt", nowS)
+else
+  local hist, hn = pushHistory(stored, f[4], e)
+  redis.call("HSET", k, "steps", ARGV[4], "updatedAt", nowS, "history", hist, "hn", IC(hn))
+end
+touch(id, nowS)
 flushIndexes()
 return 1

@@ -3,7 +3,9 @@
   addWaiter, waiters, removeWaiters). One sorted set per event name,
   "waiters:<event>", member the job id, score its expiresAt. The key
   expires (PEXPIRE) with its latest member, so an event no one waits for
-  any more leaves nothing behind.
+  any more leaves nothing behind. As for kv entries (kv-set.lua), the
+  expiry is a span from the caller's now; reads compare scores with the
+  caller's now, never with Redis's clock.
 
   KEYS[1]  base "<prefix>{<tag>}:"
   ARGV[1]  now   ARGV[2] op: "add" | "list" | "remove"   ARGV[3] event
@@ -22,7 +24,13 @@ if op == "add" then
   redis.call("ZADD", k, ARGV[5], ARGV[4])
   local last = redis.call("ZRANGE", k, "-1", "-1", "WITHSCORES")
   local ttl = tonumber(last[2]) - now
-  if ttl > 0 then redis.call("PEXPIRE", k, I(ttl)) end
+  -- Every member expired (an add already past its expiry): nothing to keep,
+  -- and a key without an expiry would stay until the event's next list.
+  if ttl > 0 then
+    redis.call("PEXPIRE", k, I(ttl))
+  else
+    redis.call("DEL", k)
+  end
   return 1
 elseif op == "list" then
   redis.call("ZREMRANGEBYSCORE", k, "-inf", I(now))
