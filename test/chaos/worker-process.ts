@@ -71,24 +71,6 @@ const registry = new WorkerRegistry()
     await sleep(Number(job.arguments[0] ?? 10));
     return WorkerResult.success({ children: children.length });
   })
-  .register("workflow", async (job, ctx) => {
-    // Durable steps (workflow-kill.test.ts): each step's function records
-    // its completion as its last act, so a step whose function finished is
-    // on record even when the process dies before the step is saved.
-    const ms = Number(job.arguments[0] ?? 10);
-    const step = (id: string) =>
-      ctx.step.run(id, async () => {
-        await sleep(ms);
-        await runLog.record({ id: job.id, attempt: ctx.attempt, token: ctx.leaseToken, server: config.serverId, at: Date.now(), note: `step:${id}` });
-        return { token: ctx.leaseToken };
-      });
-    const a = await step("a");
-    const b = await step("b");
-    await ctx.step.sleep("nap", 200);
-    const go = await ctx.step.waitForEvent<{ n: number }>("go", { event: `go:${job.id}`, timeout: 120_000 });
-    const c = await step("c");
-    return WorkerResult.success({ a, b, go: go?.data ?? null, c });
-  })
   .register("crash", async (job, ctx) => {
     await record(job, ctx);
     // An error nobody catches: the process dies, as with a native crash or an async throw.
