@@ -625,7 +625,10 @@ export class Processor {
       return still;
     }
     if (reason instanceof DeadlineError) {
-      this.completer.submit(this.cutOff(rec, entry.steps?.cutOff(now) !== undefined ? Math.max(0, now - entry.startedAt) : durationMs, budgetMs));
+      // Cut off inside a step: that step's time is what was learned (a job's
+      // own estimate would hold it back at every claim, uncounted).
+      const inStep = entry.steps?.cutOff(now) !== undefined;
+      this.completer.submit(this.cutOff(rec, inStep ? Math.max(0, now - entry.startedAt) : durationMs, budgetMs, !inStep));
       return still;
     }
     // A run of steps must fit an invocation one step at a time: its longest step is what counts.
@@ -648,8 +651,8 @@ export class Processor {
    * way the job keeps its place at the head of its queue, so the next
    * invocation starts it first, with its whole budget.
    */
-  private cutOff(rec: JobRecord, durationMs: number, budgetMs: number | undefined): Outcome {
-    this.durations.record(rec.name, durationMs);
+  private cutOff(rec: JobRecord, durationMs: number, budgetMs: number | undefined, learn = true): Outcome {
+    if (learn) this.durations.record(rec.name, durationMs);
     const counts = budgetMs !== undefined && durationMs * 2 >= budgetMs;
     if (counts && rec.attempts >= rec.maxAttempts) {
       return this.budgetFailure(
@@ -762,7 +765,15 @@ export class Processor {
   private suspended(rec: JobRecord, s: StepSuspension, now: number, workerId: string): Outcome {
     if (s.wait) this.rechecks.set(runKey(rec.id, rec.leaseToken), s.wait);
     if (this.opts.events.has("job:suspended")) this.opts.events.emit("job:suspended", { job: rec, runAt: s.runAt, reason: s.reason });
-    if (s.runAt <= now) return { id: rec.id, token: rec.leaseToken, state: JobState.Enqueued, reason: s.reason, worker: workerId };
+    if (s.runAt <= now)
+      return {
+        id: rec.id,
+        token: rec.leaseToken,
+        state: JobState.Enqueued,
+        reason: s.reason,
+        worker: workerId,
+        ...(s.countAttempt ? { countAttempt: true } : {}),
+      };
     return { id: rec.id, token: rec.leaseToken, state: JobState.Scheduled, runAt: s.runAt, reason: s.reason, worker: workerId };
   }
 

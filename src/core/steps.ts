@@ -109,6 +109,8 @@ export class StepSuspension extends Error {
     readonly reason: string,
     /** A wait for an event: checked again once the suspension is written. */
     readonly wait?: { event: string; stepId: string },
+    /** The attempt stays counted (a step that needs half a budget or more did not fit). */
+    readonly countAttempt = false,
   ) {
     super(reason);
   }
@@ -207,10 +209,30 @@ export class StepRunner implements StepTools {
       const expected = host.estimate(key);
       if (expected !== undefined && host.budgetMs !== undefined && expected > host.budgetMs)
         throw new BudgetExceededError(host.record.id, `its step "${id}" is expected to run ${expected} ms (the p95 of its runs)`, host.budgetMs);
-      if (expected !== undefined && startedAt + expected > host.deadline)
+      if (expected !== undefined && startedAt + expected > host.deadline) {
+        // A step that needs half a budget or more may never fit behind what
+        // runs before it: its release counts an attempt, as a run cut off
+        // after half a budget does, so that it ends failed, not released
+        // forever.
+        const counts = host.budgetMs !== undefined && expected * 2 >= host.budgetMs;
+        const { attempts, maxAttempts } = host.record;
+        if (counts && attempts >= maxAttempts)
+          throw new BudgetExceededError(
+            host.record.id,
+            `its step "${id}" (p95 ${expected} ms) did not fit what was left of the invocation in each of its ${attempts} attempts`,
+            host.budgetMs,
+          );
         this.suspend(
-          new StepSuspension(startedAt, `released between steps: step "${id}" (p95 ${expected} ms) would not finish before the invocation's deadline`),
+          new StepSuspension(
+            startedAt,
+            counts
+              ? `released between steps: step "${id}" (p95 ${expected} ms) would not finish before the invocation's deadline (attempt ${attempts} of ${maxAttempts} counted)`
+              : `released between steps: step "${id}" (p95 ${expected} ms) would not finish before the invocation's deadline`,
+            undefined,
+            counts,
+          ),
         );
+      }
     }
     const step: StepRecord = existing ?? { id, kind: "run", status: "failed", startedAt };
     if (!existing) this.steps.push(step);

@@ -34,8 +34,8 @@ function setup() {
 describe("durable steps on an invocation with a deadline", () => {
   it("a step whose p95 does not fit what is left is not started: the run is released and the next invocation goes on from it", async () => {
     const { storage, durations, ran, count, run } = setup();
-    // The invocation has 900 ms; "first" takes 600 of them, "slow" is known to take 500.
-    durations.record("wf#slow", 500);
+    // The invocation has 900 ms; "first" takes 600 of them, "slow" is known to take 400 (under half the budget: its release counts no attempt).
+    durations.record("wf#slow", 400);
     const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
       const a = await ctx.step.run("first", async () => {
         await new Promise((r) => setTimeout(r, 600));
@@ -53,7 +53,7 @@ describe("durable steps on an invocation with a deadline", () => {
     expect(job.attempts).toBe(0);
     expect(ran).toEqual({ first: 1 });
     expect(job.history.map((h) => h.reason).join("\n")).toMatch(
-      /released between steps: step "slow" \(p95 500 ms\) would not finish before the invocation's deadline/,
+      /released between steps: step "slow" \(p95 400 ms\) would not finish before the invocation's deadline/,
     );
     await run(registry, 10 * SECOND);
     job = (await storage.get(id))!;
@@ -99,6 +99,29 @@ describe("durable steps on an invocation with a deadline", () => {
     job = (await storage.get(id))!;
     expect(job.state).toBe(JobState.Succeeded);
     expect(ran).toEqual({ before: 1, cut: 1 });
+  });
+});
+
+describe("a step that never fits", () => {
+  it("is cut off, then released between steps with its attempts counted, and ends failed, not released forever", async () => {
+    const { storage, durations, run } = setup();
+    const registry = new WorkerRegistry().register("wf", async (_job, ctx) => {
+      await ctx.step.run("quick", () => 1);
+      await ctx.step.run("stuck", () => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true })));
+      return WorkerResult.success();
+    });
+    const id = await storage.enqueue(new Job("wf", [], { maxAttempts: 3 }));
+    for (let i = 0; i < 6 && (await storage.get(id))!.state !== JobState.Failed; i++) await run(registry, 600);
+    const job = (await storage.get(id))!;
+    expect(job.state).toBe(JobState.Failed);
+    expect(job.error!.name).toBe("BudgetExceededError");
+    // It names the step either way: its p95 did not fit what was left in each attempt, or (a timer that fired late) passed a whole budget.
+    expect(job.error!.message).toMatch(
+      /its step "stuck" (\(p95 \d+ ms\) did not fit what was left of the invocation in each of its 3 attempts|is expected to run \d+ ms)/,
+    );
+    // What was learned is the step's time, not the job's: the job is not held back at its claims.
+    expect(durations.p95("wf#stuck")).toBeGreaterThan(0);
+    expect(durations.p95("wf") ?? 0).toBeLessThan(100);
   });
 });
 

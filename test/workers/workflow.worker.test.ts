@@ -367,22 +367,22 @@ for (const backend of BACKENDS) {
 
     it("a step whose p95 does not fit what is left of the invocation is not started; the next tick goes on from it", async () => {
       const { clock, storage, wf, tick, read } = await setUp(backend, { budgetMs: 60_000, safetyMs: 1000 });
-      // An earlier order teaches the store and the isolate what each step takes: charge 30 s.
-      wf.takes = { reserve: 5_000, charge: 30_000 };
+      // An earlier order teaches the store and the isolate what each step takes: charge 25 s (under half the budget: a release before it counts no attempt).
+      wf.takes = { reserve: 5_000, charge: 25_000 };
       const earlier = await storage.enqueue(new Job(wf.name, [1], { maxAttempts: 10 }));
       await tick();
       expect(stepsOf(await read(earlier))).toEqual(["reserve:completed", "charge:completed", "cool-off:waiting"]);
-      expect((await storage.driver.readEstimates())[`${wf.name}#charge`]).toBe(30_000);
+      expect((await storage.driver.readEstimates())[`${wf.name}#charge`]).toBe(25_000);
 
-      // This order's reserve takes 35 s of the tick's 59: charge's 30 s no longer fit, so it is not started.
-      wf.takes = { reserve: 35_000, charge: 30_000 };
+      // This order's reserve takes 35 s of the tick's 59: charge's 25 s no longer fit, so it is not started.
+      wf.takes = { reserve: 35_000, charge: 25_000 };
       const id = await storage.enqueue(new Job(wf.name, [2], { maxAttempts: 10 }));
       await tick();
       let job = await read(id);
       expect(job.state).toBe(JobState.Enqueued);
       expect(job.attempts).toBe(0);
       expect(stepsOf(job)).toEqual(["reserve:completed"]);
-      expect(once(job, 'released between steps: step "charge" (p95 30000 ms) would not finish')).toBe(1);
+      expect(once(job, 'released between steps: step "charge" (p95 25000 ms) would not finish')).toBe(1);
       expect(wf.started(id)).toEqual({ reserve: 1, charge: 0, ship: 0 });
       expect(await wf.completed(id)).toEqual({ reserve: 1, charge: 0, ship: 0 });
 
