@@ -232,16 +232,20 @@ export class IoredisDriver implements RedisDriver {
 
   /**
    * A duplicate connection in subscriber mode, one for all `channels`;
-   * ioredis reconnects and resubscribes by itself, so a Redis restart only
+   * it reconnects and subscribes again by itself, so a Redis restart only
    * loses the messages sent while it was down (polling finds those jobs,
-   * heartbeats those cancellations).
+   * heartbeats those cancellations). On a single node the subscribe after
+   * a reconnect is ours, not ioredis's (autoResubscribe off): ioredis's
+   * is a promise nobody holds, so a close before Redis answers it was an
+   * unhandled rejection ("Connection is closed."); ours is caught, and a
+   * failed one is sent again on the next reconnect.
    */
   async subscribe(channels: readonly string[], onMessage: (channel: string, message: string) => void): Promise<() => Promise<void>> {
     const base = this.clients[0]!;
     // A Cluster subscribes through its own duplicate (a classic PUBLISH reaches every node); a single node through one of its own.
     const sub = isCluster(base)
       ? base.duplicate([], { lazyConnect: true, enableAutoPipelining: false, redisOptions: { ...base.options.redisOptions, maxRetriesPerRequest: null } })
-      : base.duplicate({ lazyConnect: true, enableAutoPipelining: false, maxRetriesPerRequest: null });
+      : base.duplicate({ lazyConnect: true, enableAutoPipelining: false, maxRetriesPerRequest: null, autoResubscribe: false });
     sub.on("error", () => {});
     const wanted = new Set(channels);
     sub.on("message", (ch: string, message: string) => {
@@ -252,6 +256,12 @@ export class IoredisDriver implements RedisDriver {
     } catch (e) {
       sub.disconnect();
       throw toStorageError(e, this.kind, "SUBSCRIBE");
+    }
+    if (!isCluster(sub)) {
+      sub.on("ready", () => {
+        // A failure here is a connection going away again: its next "ready" subscribes anew.
+        sub.subscribe(...channels).catch(() => {});
+      });
     }
     this.subscribers.add(sub);
     return async () => {
