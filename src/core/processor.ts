@@ -36,16 +36,18 @@ import type { CompletionResult, LeaseRef, Outcome, StorageDriver } from "./drive
 import { StepRunner, deliveryKey, type StepSuspension, type StepTools } from "./steps.js";
 import type { Storage } from "./storage.js";
 import type { Tracer } from "./tracing.js";
+import { AdaptivePrefetch } from "./prefetch.js";
 
 export interface ProcessorOptions {
   serverId: string;
   concurrency: number;
   /**
    * Jobs claimed ahead of free workers and held locally, their leases renewed
-   * by heartbeats like running ones (0: claim only for free workers). Never
-   * used with a deadline: a short-lived invocation claims only what it runs.
+   * by heartbeats like running ones (0: claim only for free workers; "auto":
+   * as many as AdaptivePrefetch decides). Never used with a deadline: a
+   * short-lived invocation claims only what it runs.
    */
-  prefetch?: number;
+  prefetch?: number | "auto";
   queues: string[];
   leaseMs: number;
   fetchBatchSize: number;
@@ -154,6 +156,8 @@ interface Running {
   lease: LeaseRef;
   controller: RunAbort;
   startedAt: number;
+  /** performance.now() at start: the run time adaptive prefetch learns (the clock may be a test's). */
+  startedPerf: number;
   workerId: string;
   /** Settles when the run's outcome is decided and submitted. */
   decided: Promise<void>;
@@ -237,6 +241,7 @@ export class Processor {
   private heartbeating = false;
   private readonly tracer: Tracer | undefined;
   readonly durations: DurationStats;
+  private readonly adaptive: AdaptivePrefetch | undefined;
 
   constructor(
     storage: Storage,
@@ -255,6 +260,12 @@ export class Processor {
     });
     this.tracer = storage.tracer;
     this.freeWorkerSlots = Array.from({ length: opts.concurrency }, (_, i) => opts.concurrency - i);
+    this.adaptive = opts.prefetch === "auto" ? new AdaptivePrefetch(opts.concurrency) : undefined;
+  }
+
+  /** Jobs to hold ahead of free workers now: the set prefetch, or the adaptive target. */
+  get prefetch(): number {
+    return this.adaptive ? this.adaptive.target : ((this.opts.prefetch as number | undefined) ?? 0);
   }
 
   get runningCount(): number {
@@ -279,14 +290,14 @@ export class Processor {
    * the buffer stays with the workers (docs/decisions/claims-in-flight.md).
    */
   wantsClaim(): boolean {
-    const prefetch = this.opts.prefetch ?? 0;
+    const prefetch = this.prefetch;
     if (this.freeSlots() > this.buffered.length + this.claiming) return true;
     return prefetch > 0 && this.claimCapacity() >= Math.min(this.opts.fetchBatchSize, Math.ceil(prefetch / 6));
   }
 
   /** How many more jobs a claim may take now: free workers plus room in the prefetch buffer, less what claims in flight asked for. */
   claimCapacity(): number {
-    return Math.max(0, this.opts.concurrency + (this.opts.prefetch ?? 0) - this.running.size - this.buffered.length - this.claiming);
+    return Math.max(0, this.opts.concurrency + this.prefetch - this.running.size - this.buffered.length - this.claiming);
   }
 
   /** Resolves when the next running job finishes (at once if none runs). */
@@ -345,6 +356,7 @@ export class Processor {
     // another server may be reclaiming: they are not run here; their expired
     // leases send them back to the queue.
     const elapsed = performance.now() - sent;
+    this.adaptive?.observeClaim(elapsed, free, records.length);
     if (this.tracer && records.length > 0) this.tracer.claimed(records, { serverId: this.opts.serverId, queues: this.opts.queues, elapsedMs: elapsed });
     if (records.length > 0 && elapsed >= this.opts.leaseMs) {
       this.opts.logger.warn("claim answered after its lease ran out (a slow or partitioned store); its jobs are left to be reclaimed", {
@@ -484,6 +496,7 @@ export class Processor {
       lease: { id: rec.id, token: rec.leaseToken },
       controller,
       startedAt: this.opts.clock.now(),
+      startedPerf: performance.now(),
       workerId,
       decided: Promise.resolve(),
       over: false,
@@ -634,6 +647,7 @@ export class Processor {
     // A run of steps must fit an invocation one step at a time: its longest step is what counts.
     const steps = entry.steps;
     this.durations.record(rec.name, steps?.used ? steps.longestStepMs : durationMs);
+    this.adaptive?.observeRun(performance.now() - entry.startedPerf);
     if (steps?.suspension) {
       this.completer.submit(this.suspended(rec, steps.suspension, now, workerId));
       return still;

@@ -201,7 +201,6 @@ export class BackgroundJobServer {
     let idle = 0;
     let errors = 0;
     let backlog = false;
-    const overlap = this.config.prefetch > 0;
     const inFlight = new Set<Promise<void>>();
     const claim = async (): Promise<number | Error> => {
       const asked = Math.min(this.processor.claimCapacity(), this.config.fetchBatchSize);
@@ -220,14 +219,16 @@ export class BackgroundJobServer {
       }
     };
     while (this.running) {
-      if (inFlight.size >= (backlog && overlap ? MAX_CLAIMS_IN_FLIGHT : 1) || !this.processor.wantsClaim()) {
+      // Overlap only with a prefetch buffer (adaptive: one the backlog has grown).
+      const overlap = backlog && this.processor.prefetch > 0;
+      if (inFlight.size >= (overlap ? MAX_CLAIMS_IN_FLIGHT : 1) || !this.processor.wantsClaim()) {
         const waits: Array<Promise<unknown>> = [...inFlight];
         if (this.processor.runningCount > 0 || waits.length === 0) waits.push(this.processor.waitForCompletion(this.stopping!.signal));
         await Promise.race(waits);
         continue;
       }
       this.wakePending = false;
-      if (backlog && overlap) {
+      if (overlap) {
         // Overlap: the loop goes on to the next claim (or waits for room).
         const p: Promise<void> = claim().then(() => {
           inFlight.delete(p);

@@ -783,7 +783,7 @@ describe("claims in flight", () => {
 
   it("without prefetch, claims one batch at a time", async () => {
     const storage = new SlowClaims(5);
-    await runBacklog(storage, (c) => c.workerCount(4), 200);
+    await runBacklog(storage, (c) => c.workerCount(4).prefetch(0), 200);
     expect(storage.maxInFlight).toBe(1);
     expect(storage.maxHeld).toBeLessThanOrEqual(4);
   });

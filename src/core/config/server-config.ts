@@ -18,8 +18,8 @@ export interface ResolvedServerConfig {
   jobTimeoutMs: number | undefined;
   queues: string[];
   fetchBatchSize: number;
-  /** Jobs claimed ahead of free workers (default 0). */
-  prefetch: number;
+  /** Jobs claimed ahead of free workers: a number, or "auto" (the default: adaptive, see prefetch.ts). */
+  prefetch: number | "auto";
   enableScheduler: boolean;
   leaseMs: number;
   schedulerIntervalMs: number;
@@ -44,7 +44,7 @@ export class ServerConfig {
       jobTimeoutMs: undefined,
       queues: [DEFAULT_QUEUE],
       fetchBatchSize: 100,
-      prefetch: 0,
+      prefetch: "auto",
       enableScheduler: true,
       leaseMs: 30_000,
       schedulerIntervalMs: 5000,
@@ -94,12 +94,16 @@ export class ServerConfig {
   /**
    * Jobs claimed ahead of free workers and held, their leases renewed by
    * heartbeats, so a worker that finishes starts the next job without a
-   * round trip. Default 0: claim only for free workers, which spreads jobs
-   * evenly over a fleet of servers; raise it (e.g. to workerCount) for
-   * throughput on short jobs. Held jobs are released at once on stop().
+   * round trip. Default "auto": while a backlog lasts, as many as the
+   * workers will start within two claim round trips (from the observed
+   * run time and round trip, at most 500), none when jobs are long or the
+   * queue runs dry, so jobs still spread over a fleet's free workers
+   * (src/core/prefetch.ts). A number holds that many whenever there is
+   * room; 0 claims only for free workers. Held jobs are released at once
+   * on stop().
    */
-  prefetch(n: number): this {
-    this.c.prefetch = check("prefetch", n);
+  prefetch(n: number | "auto"): this {
+    this.c.prefetch = n === "auto" ? n : check("prefetch", n);
     return this;
   }
   /** Whether this server promotes, reclaims and fires recurring jobs (default true). */
