@@ -23,6 +23,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { cpuPerJob, cpuSample, type CpuPerJob } from "./cpu.js";
 import { startCountingProxy, type CountingProxy } from "./proxy.js";
 import { DATABASE_URL, REDIS_URL, createDatabase, deleteKeys, dropDatabase, hostPort, withHostPort } from "./services.js";
 
@@ -184,6 +185,8 @@ export interface ThroughputResult {
   /** False when the phase hit its time limit: `jobs` of the N ran. */
   complete: boolean;
   exactlyOnce?: ExactlyOnce;
+  /** Process phases: CPU µs per job, from the worker's start to the last job (bench/cpu.ts). */
+  cpuUsPerJob?: CpuPerJob;
   error?: string;
 }
 
@@ -432,9 +435,11 @@ export class Contender {
     try {
       for (const b of chunks(n, 1000)) await ns.enqueueMany(b);
       const tracker = new Tracker(n);
+      const cpu0 = cpuSample();
       const worker = await ns.startWorker(concurrency, (p) => tracker.hit(p.i));
       const complete = await tracker.waitAll(this.options.processTimeoutMs);
       const elapsedAtEnd = performance.now();
+      const cpu1 = cpuSample();
       await within(worker.stop(), 60_000, "stopping the worker");
       const exactlyOnce = tracker.check();
       // First handler start to last (startup excluded); a partial run counts to the time limit.
@@ -444,7 +449,8 @@ export class Contender {
       const perSecond = ms > 0 ? (intervals / ms) * 1000 : jobs > 0 ? Infinity : 0;
       if (complete && !exactlyOnce.ok) throw new Error(`exactly-once violated: ${JSON.stringify(exactlyOnce)}`);
       if (!complete && exactlyOnce.duplicates > 0) throw new Error(`jobs ran twice: ${JSON.stringify(exactlyOnce)}`);
-      return { jobs, ms: round(ms), perSecond: round(perSecond, 0), complete, exactlyOnce };
+      const cpuUsPerJob = cpuPerJob(cpu0, cpu1, jobs, this.adapter.store);
+      return { jobs, ms: round(ms), perSecond: round(perSecond, 0), complete, exactlyOnce, cpuUsPerJob };
     } finally {
       await ns.close();
     }

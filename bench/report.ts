@@ -96,6 +96,7 @@ export function markdownTable(report: BenchReport): string {
     ...conc.map((c) => `process c=${c}`),
     "latency p50 / p95 / p99 ms",
     "requests/job (c=20)",
+    "CPU µs/job (c=20): process + store",
     "idle requests/min",
     "exactly once",
   ];
@@ -112,6 +113,8 @@ export function markdownTable(report: BenchReport): string {
       : q.error
         ? "error"
         : `${fmtPerJob(q.processPerJob)}${q.httpProcessPerJob !== undefined ? ` (${fmtPerJob(q.httpProcessPerJob)} HTTP)` : ""}${q.complete ? "" : "*"}`;
+    const cpu = r.process["20"]?.cpuUsPerJob;
+    const cpuCell = !cpu ? "–" : `${cpu.process} + ${cpu.store}${cpu.gateways !== undefined ? ` (+ ${cpu.gateways} gateways)` : ""}`;
     return [
       r.error && Object.keys(r.process).length === 0 && !r.enqueueSingle ? `${r.label} (error)` : r.label,
       fmtRate(r.enqueueSingle),
@@ -119,6 +122,7 @@ export function markdownTable(report: BenchReport): string {
       ...conc.map((c) => fmtRate(r.process[c])),
       latency,
       requests,
+      cpuCell,
       idle,
       exactlyOnce(r),
     ];
@@ -151,7 +155,7 @@ export function markdownReport(report: BenchReport): string {
     ...roundsSection(report),
     markdownTable(report),
     "",
-    "Throughput in jobs/s. `*` = partial: the phase reached its time limit before all N jobs ran; the rate is over the jobs that ran. Requests/job: store requests (Redis commands, SQL statements; HTTP requests in brackets) per job processed at concurrency 20. Idle: store requests per minute of one idle worker pool (concurrency 20) and producer.",
+    "Throughput in jobs/s. `*` = partial: the phase reached its time limit before all N jobs ran; the rate is over the jobs that ran. Requests/job: store requests (Redis commands, SQL statements; HTTP requests in brackets) per job processed at concurrency 20. CPU µs/job: CPU time of the contender's process and of the store's server (redis-server, PostgreSQL; memory and SQLite run in the process) per job, from the worker pool's start to the last job at concurrency 20 (the local gateways apart, in brackets). Idle: store requests per minute of one idle worker pool (concurrency 20) and producer.",
     "",
     targetsTable(report),
     "",

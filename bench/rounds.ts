@@ -75,7 +75,7 @@ export function parseRatio(value: string): [string, string] {
 
 // --------------------------------------------------------------- figures
 
-export type Unit = "jobs/s" | "ms" | "per job" | "per min";
+export type Unit = "jobs/s" | "ms" | "per job" | "per min" | "µs/job";
 
 export interface Figure {
   /** "process c=20", "latency p50", "requests/job"… */
@@ -100,7 +100,15 @@ export function figuresOf(r: ContenderResult): Figure[] {
   };
   rate("enqueue single", r.enqueueSingle);
   rate("enqueue bulk", r.enqueueBulk);
-  for (const c of Object.keys(r.process).sort((a, b) => Number(a) - Number(b))) rate(`process c=${c}`, r.process[c]);
+  const concurrencies = Object.keys(r.process).sort((a, b) => Number(a) - Number(b));
+  for (const c of concurrencies) rate(`process c=${c}`, r.process[c]);
+  for (const c of concurrencies) {
+    const cpu = r.process[c]?.cpuUsPerJob;
+    if (!ok(r.process[c]) || !cpu) continue;
+    out.push({ figure: `CPU c=${c} process`, unit: "µs/job", value: cpu.process });
+    if (r.store !== "memory") out.push({ figure: `CPU c=${c} store`, unit: "µs/job", value: cpu.store });
+    if (cpu.gateways !== undefined) out.push({ figure: `CPU c=${c} gateways`, unit: "µs/job", value: cpu.gateways });
+  }
   lat("latency", r.latency);
   lat("latency (separate producer)", r.latencyRemote);
   if (ok(r.requests)) {
@@ -202,6 +210,15 @@ export function medianResult(rs: ContenderResult[]): ContenderResult {
       perSecond: Math.round(median(good.map((t) => t.perSecond))),
       complete: good.every((t) => t.complete),
       ...(w.exactlyOnce ? { exactlyOnce: w.exactlyOnce } : {}),
+      ...(good.every((t) => t.cpuUsPerJob)
+        ? {
+            cpuUsPerJob: {
+              process: median(good.map((t) => t.cpuUsPerJob!.process)),
+              store: median(good.map((t) => t.cpuUsPerJob!.store)),
+              ...(good.every((t) => t.cpuUsPerJob!.gateways !== undefined) ? { gateways: median(good.map((t) => t.cpuUsPerJob!.gateways!)) } : {}),
+            },
+          }
+        : {}),
     };
   };
   const latency = (get: (r: ContenderResult) => LatencyResult | undefined): LatencyResult | undefined => {
@@ -298,7 +315,13 @@ export function fmtRatio(s: Spread): string {
   return s.n === 1 ? `${f(s.median)}×` : `${f(s.median)}× (${f(s.min)}–${f(s.max)})`;
 }
 
-const UNIT_NOTE: Record<Unit, string> = { "jobs/s": "jobs/s", ms: "ms", "per job": "store requests per job", "per min": "store requests per minute" };
+const UNIT_NOTE: Record<Unit, string> = {
+  "jobs/s": "jobs/s",
+  ms: "ms",
+  "per job": "store requests per job",
+  "per min": "store requests per minute",
+  "µs/job": "CPU µs per job",
+};
 
 /** Contenders as rows, figures as columns: "median (min–max)" in each cell. */
 export function roundsTable(summary: RoundsSummary): string {

@@ -10,8 +10,8 @@
  *
  *   tsx bench/tools/seam-timing.ts <contender> [--n=20000] [--concurrency=20]
  */
-import { readFileSync, readdirSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { cpuSample } from "../cpu.js";
 import { processAll, toolArgs, withBacklog } from "./backlog.js";
 
 const args = toolArgs("seam-timing.ts", 20000);
@@ -31,64 +31,24 @@ const onStoreCall = (method: string, callArgs: unknown[]) => {
   };
 };
 
-/** CPU ms (user + system) of processes, from /proc; 0 where /proc is not there. */
-function cpuMs(): { self: number; children: number; postgres: number; redis: number } {
-  const out = { self: 0, children: 0, postgres: 0, redis: 0 };
-  let dirs: string[];
-  try {
-    dirs = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  const stats = new Map<number, { comm: string; ppid: number; ticks: number; reaped: number }>();
-  for (const d of dirs) {
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, "utf8");
-      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-      // Fields after the name: state ppid … utime(12) stime(13) cutime(14) cstime(15), 0-based from state.
-      stats.set(Number(d), {
-        comm: st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")),
-        ppid: Number(f[1]),
-        ticks: Number(f[11]) + Number(f[12]),
-        reaped: Number(f[13]) + Number(f[14]),
-      });
-    } catch {
-      // exited while we read
-    }
-  }
-  const isDescendant = (pid: number): boolean => {
-    for (let p = stats.get(pid)?.ppid; p !== undefined && p > 1; p = stats.get(p)?.ppid) if (p === process.pid) return true;
-    return false;
-  };
-  for (const [pid, s] of stats) {
-    // The postmaster's cutime counts the backends that exited (it reaps them).
-    if (s.comm === "postgres") out.postgres += s.ticks + (stats.get(s.ppid)?.comm === "postgres" ? 0 : s.reaped);
-    else if (s.comm.startsWith("redis-server")) out.redis += s.ticks;
-    else if (pid !== process.pid && isDescendant(pid)) out.children += s.ticks;
-  }
-  const ticksMs = 10; // USER_HZ = 100
-  const self = process.cpuUsage();
-  return { self: (self.user + self.system) / 1000, children: out.children * ticksMs, postgres: out.postgres * ticksMs, redis: out.redis * ticksMs };
-}
-
 await withBacklog(args, "seam", { onStoreCall }, async (ns) => {
-  let cpu0 = cpuMs();
+  let cpu0 = cpuSample();
   let cpu1 = cpu0;
   const run = await processAll(ns, args, {
     started() {
       recording = true;
-      cpu0 = cpuMs();
+      cpu0 = cpuSample();
     },
     finished() {
       recording = false;
-      cpu1 = cpuMs();
+      cpu1 = cpuSample();
     },
   });
   const { name, n, concurrency } = args;
   console.log(`${name} c=${concurrency}: ${run.perSecond} jobs/s (seam calls timed); exactly once: ${run.exactlyOnce}`);
   const per = (k: keyof typeof cpu0) => (((cpu1[k] - cpu0[k]) / n) * 1000).toFixed(1);
   console.log(
-    `CPU per job processed (µs): this process ${per("self")}, its children (gateways) ${per("children")}, postgres ${per("postgres")}, redis-server ${per("redis")}`,
+    `CPU per job processed (µs): this process ${per("self")}, its children (gateways) ${per("children")}, other gateways ${per("gateways")}, postgres ${per("postgres")}, redis-server ${per("redis")}`,
   );
   if (calls.size > 0) console.log("method           calls   jobs/call   mean ms    p50 ms    p95 ms   total ms");
   for (const [method, c] of [...calls.entries()].sort((a, b) => b[1].count - a[1].count)) {

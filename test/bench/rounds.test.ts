@@ -113,6 +113,24 @@ describe("summary of rounds", () => {
     );
   });
 
+  it("CPU per job: a figure per process phase (process, and the store's server for a store apart), medians in the median result", () => {
+    const cpu = (name: string, store: "memory" | "redis", process: number, storeUs: number): ContenderResult =>
+      result(name, 100, { store, process: { "20": { jobs: 100, ms: 1, perSecond: 100, complete: true, cpuUsPerJob: { process, store: storeUs } } } });
+    const rs = [cpu("r", "redis", 30, 12), cpu("r", "redis", 20, 10), cpu("r", "redis", 90, 11)];
+    const s = summarizeRounds(
+      rs.map((r) => [r]),
+      ["r"],
+      [],
+    );
+    expect(s.figures.filter((f) => f.unit === "µs/job")).toEqual([
+      { contender: "r", label: "r", figure: "CPU c=20 process", unit: "µs/job", partial: false, rounds: 3, median: 30, min: 20, max: 90, n: 3 },
+      { contender: "r", label: "r", figure: "CPU c=20 store", unit: "µs/job", partial: false, rounds: 3, median: 11, min: 10, max: 12, n: 3 },
+    ]);
+    expect(medianResult(rs).process["20"]!.cpuUsPerJob).toEqual({ process: 30, store: 11 });
+    // Memory runs in the process: no store figure.
+    expect(summarizeRounds([[cpu("m", "memory", 5, 0)]], ["m"], []).figures.map((f) => f.figure)).toEqual(["process c=20", "CPU c=20 process"]);
+  });
+
   it("a median result keeps the medians and the worst exactly-once check", () => {
     const m = medianResult(rounds.map((r) => r.find((x) => x.name === "b")!));
     expect(m.process["20"]).toMatchObject({ perSecond: 70, complete: true });
@@ -133,6 +151,9 @@ describe("bench --rounds", () => {
     ]);
     expect(report.rounds!.map((r) => r.map((x) => x.name))).toEqual(report.info.order);
     for (const r of report.rounds!.flat()) expect(r.process["20"]?.exactlyOnce?.ok).toBe(true);
+    // Each round's process phase measured its CPU per job (memory: in the process, no store figure).
+    for (const r of report.rounds!.flat()) expect(r.process["20"]?.cpuUsPerJob).toMatchObject({ process: expect.any(Number), store: 0 });
+    expect(report.rounds!.flat().some((r) => r.process["20"]!.cpuUsPerJob!.process > 0)).toBe(true);
     expect(report.results.map((r) => r.name)).toEqual(["qml-memory", "qml-memory-keylimit"]);
     const ratio = report.summary!.ratios.find((r) => r.figure === "process c=20")!;
     expect(ratio).toMatchObject({ a: "qml-memory-keylimit", b: "qml-memory", n: 2 });

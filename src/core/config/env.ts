@@ -275,6 +275,15 @@ export const ENV = {
     parse: integer("pollingIntervalMs"),
     fallback: 1000,
   }),
+  prefetch: v({
+    name: "QML_PREFETCH",
+    runtimes: NODE,
+    type: "`auto` or count",
+    shownDefault: "`auto`",
+    meaning: "jobs claimed ahead of busy workers: `auto` adapts to the backlog and run times, a count holds that many, `0` claims only for free workers",
+    parse: (raw: string, name: string): number | "auto" => (raw.trim().toLowerCase() === "auto" ? "auto" : integer("prefetch")(raw.trim(), name)),
+    fallback: "auto" as number | "auto",
+  }),
   leaseMs: v({
     name: "QML_LEASE_MS",
     runtimes: ALL,

@@ -24,6 +24,8 @@ export interface NodeEnvConfig {
   workers: number;
   queues: string[];
   pollMs: number;
+  /** QML_PREFETCH: "auto" (adaptive) or a count. */
+  prefetch: number | "auto";
   /** Admin tokens (QML_DASHBOARD_TOKEN, comma-separated). */
   dashboardTokens: string[];
   /** Read-only tokens (QML_DASHBOARD_READ_TOKEN, comma-separated). */
@@ -98,6 +100,7 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
     workers: e.workers,
     queues: e.queues,
     pollMs: e.pollMs,
+    prefetch: e.prefetch,
     dashboardTokens: e.dashboardTokens ?? [],
     dashboardReadTokens: e.dashboardReadTokens ?? [],
     sessionSecret: e.sessionSecret,

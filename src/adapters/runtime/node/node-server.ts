@@ -153,6 +153,7 @@ async function startOn(storage: Storage, options: StartNodeServerOptions, logger
     .workerCount(cfg.workers)
     .queues(cfg.queues)
     .pollingInterval(cfg.pollMs)
+    .prefetch(cfg.prefetch)
     .maxPollingInterval(Math.max(cfg.pollMs, 5 * cfg.pollMs))
     .shutdownTimeout(cfg.shutdownTimeoutMs)
     .leaseDuration(cfg.leaseMs)
