@@ -6,7 +6,9 @@
  * Rules:
  * - Hold only what this server's workers will start within
  *   HOLD_ROUND_TRIPS claim round trips. With W workers, a mean run time R
- *   and a claim round trip T, the workers start W·T/R jobs per round trip;
+ *   and a claim round trip T, the workers start W·T/R jobs per round trip
+ *   (or fewer: the rate jobs are seen to finish here, which counts the
+ *   engine's own time per job too, caps it where runs are near zero);
  *   a job held longer than a couple of round trips is one another server
  *   with a free worker could claim and start sooner. So long jobs get no
  *   prefetch at all (a 50 ms job with a 1 ms round trip: one held job per
@@ -32,12 +34,18 @@ const RUN_WEIGHT = 0.04;
 const CLAIM_WEIGHT = 0.2;
 /** Below timer resolution a no-op run reads as 0 ms: counted as this. */
 const MIN_RUN_MS = 0.001;
+/** The finishing rate is measured over windows of at least this long (ms). */
+const RATE_WINDOW_MS = 50;
 
 export class AdaptivePrefetch {
   private runMs: number | undefined;
   private claimMs: number | undefined;
   private backlog = false;
   private current = 0;
+  /** Jobs finished per ms while a backlog lasted, over the last full window. */
+  private rate: number | undefined;
+  private windowStart = -1;
+  private windowCount = 0;
 
   constructor(
     private readonly workers: number,
@@ -49,10 +57,19 @@ export class AdaptivePrefetch {
     return this.current;
   }
 
-  /** A run's wall time (ms), of every job that ran to an outcome here. */
-  observeRun(ms: number): void {
+  /** A run's wall time (ms), of every job that ran to an outcome here; `now` (performance.now()) when it finished. */
+  observeRun(ms: number, now?: number): void {
     const v = Math.max(MIN_RUN_MS, ms);
     this.runMs = this.runMs === undefined ? v : this.runMs + RUN_WEIGHT * (v - this.runMs);
+    if (now !== undefined && this.backlog) {
+      if (this.windowStart < 0) this.windowStart = now;
+      this.windowCount++;
+      if (now - this.windowStart >= RATE_WINDOW_MS) {
+        this.rate = this.windowCount / (now - this.windowStart);
+        this.windowStart = now;
+        this.windowCount = 0;
+      }
+    }
     this.update();
   }
 
@@ -61,6 +78,9 @@ export class AdaptivePrefetch {
     if (asked <= 0) return;
     this.claimMs = this.claimMs === undefined ? ms : this.claimMs + CLAIM_WEIGHT * (ms - this.claimMs);
     this.backlog = got >= asked;
+    // A rate is measured only over a backlog: the window starts again with the next one.
+    if (!this.backlog) this.windowStart = -1;
+    if (!this.backlog) this.windowCount = 0;
     this.update();
   }
 
@@ -69,7 +89,8 @@ export class AdaptivePrefetch {
       this.current = 0;
       return;
     }
-    const startedPerRoundTrip = (this.workers * this.claimMs) / this.runMs;
+    let startedPerRoundTrip = (this.workers * this.claimMs) / this.runMs;
+    if (this.rate !== undefined) startedPerRoundTrip = Math.min(startedPerRoundTrip, this.rate * this.claimMs);
     this.current = Math.min(this.max, Math.floor(HOLD_ROUND_TRIPS * startedPerRoundTrip));
   }
 }

@@ -647,7 +647,10 @@ export class Processor {
     // A run of steps must fit an invocation one step at a time: its longest step is what counts.
     const steps = entry.steps;
     this.durations.record(rec.name, steps?.used ? steps.longestStepMs : durationMs);
-    this.adaptive?.observeRun(performance.now() - entry.startedPerf);
+    if (this.adaptive) {
+      const end = performance.now();
+      this.adaptive.observeRun(end - entry.startedPerf, end);
+    }
     if (steps?.suspension) {
       this.completer.submit(this.suspended(rec, steps.suspension, now, workerId));
       return still;

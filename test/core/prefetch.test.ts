@@ -39,6 +39,20 @@ describe("AdaptivePrefetch", () => {
     expect(Number.isFinite(p.target)).toBe(true);
   });
 
+  it("holds no more than the jobs seen to finish here per round trip (the engine's own time counts), measured over a backlog", () => {
+    const p = new AdaptivePrefetch(20);
+    p.observeClaim(2, 20, 20);
+    // No-op runs: by run time alone, 20 workers would start 40,000 jobs per 2 ms round trip.
+    let t = 0;
+    for (let i = 0; i < 200; i++) p.observeRun(0.001, (t += 0.5)); // one job finished every 0.5 ms
+    expect(p.target).toBe(Math.floor(HOLD_ROUND_TRIPS * 2 * 2)); // 2 jobs/ms × 2 ms, twice
+    // Without a backlog the rate is not measured, and the target is 0.
+    const idle = new AdaptivePrefetch(20);
+    idle.observeClaim(2, 20, 5);
+    for (let i = 0; i < 200; i++) idle.observeRun(0.001, i);
+    expect(idle.target).toBe(0);
+  });
+
   it("follows the run time as it changes, and drops to 0 as soon as a claim comes back short", () => {
     const p = new AdaptivePrefetch(10);
     p.observeRun(1);
