@@ -16,12 +16,12 @@ import {
   tick,
   type WorkerContext,
 } from "../../src/index.js";
-import { MemoryBackend } from "../../src/adapters/storage/memory/index.js";
 import { Emitter, type JobEventMap } from "../../src/core/events.js";
 import { DurationStats, Processor } from "../../src/core/processor.js";
 import { MAX_CLAIMS_IN_FLIGHT } from "../../src/core/server.js";
 import { defaultRetryPolicy } from "../../src/core/retry.js";
 import { testServer, waitForEvents } from "./helpers.js";
+import { SlowClaims, runBacklog } from "./slow-claims.js";
 
 describe("processing", () => {
   it("100 jobs with 20 workers: each runs exactly once", async () => {
@@ -724,55 +724,6 @@ describe("prefetch claiming", () => {
 });
 
 describe("claims in flight", () => {
-  /** A memory backend whose claims take `delayMs` to answer, counting claims in flight and jobs held (claimed, not yet completed). */
-  class SlowClaims extends MemoryBackend {
-    inFlight = 0;
-    maxInFlight = 0;
-    held = 0;
-    maxHeld = 0;
-    claims = 0;
-    constructor(private readonly delayMs: number) {
-      super({ maxFinishedJobs: 100_000 });
-    }
-    override async claim(req: Parameters<MemoryBackend["claim"]>[0]) {
-      this.claims++;
-      this.inFlight++;
-      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-      try {
-        await new Promise((r) => setTimeout(r, this.delayMs));
-        const got = await super.claim(req);
-        this.held += got.length;
-        this.maxHeld = Math.max(this.maxHeld, this.held);
-        return got;
-      } finally {
-        this.inFlight--;
-      }
-    }
-    override async complete(...args: Parameters<MemoryBackend["complete"]>) {
-      const res = await super.complete(...args);
-      this.held -= res.filter((r) => r.status === "applied").length;
-      return res;
-    }
-  }
-
-  async function runBacklog(backend: SlowClaims, configure: (c: ServerConfig) => ServerConfig, n: number) {
-    const storage = new Storage(backend);
-    const runs = new Map<number, number>();
-    const registry = new WorkerRegistry().register("w", async (job) => {
-      const i = job.arguments[0] as number;
-      runs.set(i, (runs.get(i) ?? 0) + 1);
-      await new Promise((r) => setTimeout(r, 1));
-    });
-    await storage.enqueue(Array.from({ length: n }, (_, i) => new Job("w", [i])));
-    const server = testServer(storage, registry, configure);
-    const done = waitForEvents(server, "job:succeeded", n);
-    await server.start();
-    await done;
-    await server.stop();
-    expect(runs.size).toBe(n);
-    expect([...runs.values()].every((c) => c === 1)).toBe(true);
-  }
-
   it("with prefetch and a backlog, overlaps claims, never holding more than workers + prefetch", async () => {
     const storage = new SlowClaims(15);
     await runBacklog(storage, (c) => c.workerCount(4).prefetch(60).fetchBatchSize(60), 600);

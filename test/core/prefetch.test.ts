@@ -4,9 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { AUTO_PREFETCH_MAX, AdaptivePrefetch, HOLD_ROUND_TRIPS } from "../../src/core/prefetch.js";
-import { Job, Storage, WorkerRegistry } from "../../src/index.js";
-import { MemoryBackend } from "../../src/adapters/storage/memory/index.js";
-import { testServer, waitForEvents } from "./helpers.js";
+import { SlowClaims, runBacklog } from "./slow-claims.js";
 
 describe("AdaptivePrefetch", () => {
   it("holds nothing before it has seen a full claim and a run", () => {
@@ -69,51 +67,11 @@ describe("AdaptivePrefetch", () => {
   });
 });
 
-/** A memory store whose claims take `delayMs` (a store across a network), counting jobs held by the server. */
-class SlowClaims extends MemoryBackend {
-  inFlight = 0;
-  held = 0;
-  maxHeld = 0;
-  constructor(private readonly delayMs: number) {
-    super();
-  }
-  override async claim(req: Parameters<MemoryBackend["claim"]>[0]) {
-    await new Promise((r) => setTimeout(r, this.delayMs));
-    const got = await super.claim(req);
-    this.held += got.length;
-    this.maxHeld = Math.max(this.maxHeld, this.held);
-    return got;
-  }
-  override async complete(...args: Parameters<MemoryBackend["complete"]>) {
-    const res = await super.complete(...args);
-    this.held -= res.filter((r) => r.status === "applied").length;
-    return res;
-  }
-}
-
-async function runBacklog(backend: SlowClaims, jobMs: number, n: number): Promise<void> {
-  const storage = new Storage(backend);
-  const runs = new Map<number, number>();
-  const registry = new WorkerRegistry().register("w", async (job) => {
-    const i = job.arguments[0] as number;
-    runs.set(i, (runs.get(i) ?? 0) + 1);
-    await new Promise((r) => setTimeout(r, jobMs));
-  });
-  await storage.enqueue(Array.from({ length: n }, (_, i) => new Job("w", [i])));
-  const server = testServer(storage, registry, (c) => c.workerCount(4));
-  const done = waitForEvents(server, "job:succeeded", n);
-  await server.start();
-  await done;
-  await server.stop();
-  expect(runs.size).toBe(n);
-  expect([...runs.values()].every((c) => c === 1)).toBe(true);
-}
-
 describe("a server at its default prefetch", () => {
   it("with a backlog of short jobs behind slow claims, holds jobs ahead of its workers (bounded)", async () => {
     // 4 workers, 1 ms jobs, 10 ms claims: the workers start about 40 jobs per round trip.
     const backend = new SlowClaims(10);
-    await runBacklog(backend, 1, 600);
+    await runBacklog(backend, (c) => c.workerCount(4), 600, 1);
     expect(backend.maxHeld).toBeGreaterThan(4);
     expect(backend.maxHeld).toBeLessThanOrEqual(4 + AUTO_PREFETCH_MAX);
   });
@@ -121,7 +79,7 @@ describe("a server at its default prefetch", () => {
   it("with jobs long beside a claim, holds no more than its workers run", async () => {
     // 4 workers, 40 ms jobs, 2 ms claims: 0.2 jobs started per round trip, none held.
     const backend = new SlowClaims(2);
-    await runBacklog(backend, 40, 40);
+    await runBacklog(backend, (c) => c.workerCount(4), 40, 40);
     expect(backend.maxHeld).toBeLessThanOrEqual(4);
   });
 });
