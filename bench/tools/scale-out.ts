@@ -17,13 +17,12 @@
  */
 import { spawn } from "node:child_process";
 import { cpus, loadavg } from "node:os";
-import pg from "pg";
 import { BackgroundJobServer, Job, ServerConfig, Storage, WorkerRegistry, WorkerResult, silentLogger } from "../../src/index.js";
 import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
 import { RedisConfig, redisBackend } from "../../src/adapters/storage/redis/index.js";
 import { cpuSample } from "../cpu.js";
 import { median } from "../rounds.js";
-import { DATABASE_URL, REDIS_URL, deleteKeys } from "../services.js";
+import { REDIS_URL, createDatabase, deleteKeys, dropDatabase } from "../services.js";
 
 type StoreName = "redis" | "postgres";
 
@@ -32,10 +31,11 @@ function flag(name: string, fallback: string): string {
   return hit ? hit.slice(name.length + 3) : fallback;
 }
 
+/** `space`: a Redis key prefix, or the URL of a PostgreSQL database of the layout's own (the harness's createDatabase). */
 function storageFor(store: StoreName, space: string): Storage {
   return store === "redis"
     ? new Storage(redisBackend(new RedisConfig(REDIS_URL).withKeyPrefix(space)))
-    : new Storage(postgresBackend(new PostgresConfig().withDatabaseUrl(DATABASE_URL).withSchema(space)));
+    : new Storage(postgresBackend(new PostgresConfig().withDatabaseUrl(space)));
 }
 
 // ------------------------------------------------------------------ child
@@ -83,19 +83,10 @@ interface Result {
   qmlCpuUsPerJob: number;
 }
 
-async function dropSchema(schema: string): Promise<void> {
-  const c = new pg.Client({ connectionString: DATABASE_URL });
-  await c.connect();
-  try {
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await c.end();
-  }
-}
-
 async function runLayout(store: StoreName, k: number, n: number, concurrency: number): Promise<Result> {
   const tag = crypto.randomUUID().replace(/-/g, "").slice(0, 8);
-  const space = store === "redis" ? `qmlb-scale-${tag}:` : `qmlb_scale_${tag}`;
+  const database = `qmlb_scale_${tag}`;
+  const space = store === "redis" ? `qmlb-scale-${tag}:` : await createDatabase(database);
   const producer = storageFor(store, space);
   await producer.migrate();
   for (let i = 0; i < n; i += 1000) await producer.enqueue(Array.from({ length: Math.min(1000, n - i) }, (_, j) => new Job("noop", [i + j])));
@@ -162,7 +153,7 @@ async function runLayout(store: StoreName, k: number, n: number, concurrency: nu
     };
   } finally {
     if (store === "redis") await deleteKeys(`${space}*`);
-    else await dropSchema(space);
+    else await dropDatabase(database);
   }
 }
 

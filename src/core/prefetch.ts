@@ -79,8 +79,10 @@ export class AdaptivePrefetch {
     this.claimMs = this.claimMs === undefined ? ms : this.claimMs + CLAIM_WEIGHT * (ms - this.claimMs);
     this.backlog = got >= asked;
     // A rate is measured only over a backlog: the window starts again with the next one.
-    if (!this.backlog) this.windowStart = -1;
-    if (!this.backlog) this.windowCount = 0;
+    if (!this.backlog) {
+      this.windowStart = -1;
+      this.windowCount = 0;
+    }
     this.update();
   }
 
