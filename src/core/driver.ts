@@ -48,6 +48,16 @@ import type { HistoryEntry, JobRecord, JobState, StepRecord } from "./job.js";
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
 
+/**
+ * How long a store keeps a rate key's count after its last start's window
+ * ended. Each server claims with its own store-aligned clock, and two of
+ * them can differ by half a slow round trip: a count forgotten as soon as
+ * one server's clock leaves the window would let a server whose clock is
+ * still in it hand out that window's starts again. Ten minutes is far past
+ * any clock the alignment leaves, and a row per key costs little.
+ */
+export const RATE_COUNT_KEEP_MS = 10 * MINUTE;
+
 // ---------------------------------------------------------------------------
 // Shapes that cross the seam
 
@@ -336,7 +346,9 @@ export interface StorageDriver {
    *   rateWindow = w (history "rate limited"), attempts unchanged.
    * A job refused by its concurrency limit either takes no start or keeps
    * the one it took (rateWindow) for a claim later in that window: no
-   * window hands out more than rateLimit starts.
+   * window hands out more than rateLimit starts. A key's count may be
+   * forgotten only RATE_COUNT_KEEP_MS after its last start's window, never
+   * as that window ends.
    */
   claim(req: ClaimRequest): Promise<JobRecord[]>;
 

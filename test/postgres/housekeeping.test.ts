@@ -1,10 +1,12 @@
 /**
  * What keeps a long-lived Postgres queue healthy: finished jobs pruned by
  * age and by count, throughput buckets pruned, history bounded in the row,
+ * rate keys' counts forgotten once no clock can still claim in their windows,
  * and statements rolled back by a deadlock or serialization failure run again.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Job, JobState, ManualClock, Storage, type JobRecord } from "../../src/index.js";
+import { RATE_COUNT_KEEP_MS } from "../../src/core/driver.js";
 import { HISTORY_LIMIT } from "../../src/core/job.js";
 import { PostgresConfig, createPgDriver, postgresBackend, type PostgresBackend, type SqlDriver } from "../../src/adapters/storage/postgres/index.js";
 import { type PgDriver } from "../../src/adapters/storage/postgres/drivers/pg.js";
@@ -136,6 +138,19 @@ describeWithService("postgres", await serviceUp("postgres"), "postgres housekeep
     await storage.driver.reclaimExpired(clock.now(), 10);
     const rows = await adminQuery(`SELECT * FROM "${schema}".throughput`);
     expect(rows).toEqual([]);
+  });
+
+  it("forgets a rate key's count RATE_COUNT_KEEP_MS after its last window, not as the window ends", async () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const { storage, schema } = open(clock);
+    await storage.migrate();
+    await storage.enqueue(new Job("r", [], { rateLimit: { key: "api", limit: 5, interval: 1000 } }));
+    expect((await storage.driver.claim({ queues: ["default"], limit: 5, owner: "w", leaseMs: 60_000, now: clock.now() })).length).toBe(1);
+    const counts = () => adminQuery(`SELECT key FROM "${schema}".rate_starts`);
+    await storage.driver.reclaimExpired(clock.now() + 1000 + RATE_COUNT_KEEP_MS - 1, 10);
+    expect(await counts()).toEqual([{ key: "api" }]);
+    await storage.driver.reclaimExpired(clock.now() + 1000 + RATE_COUNT_KEEP_MS, 10);
+    expect(await counts()).toEqual([]);
   });
 
   it("keeps the history column bounded by HISTORY_LIMIT in the row itself", async () => {

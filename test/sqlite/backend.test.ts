@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { Job, JobState, ManualClock, Storage, StorageUnavailableError, memoryBackend, type JobRecord } from "../../src/index.js";
-import type { OutcomeState } from "../../src/core/driver.js";
+import { RATE_COUNT_KEEP_MS, type OutcomeState } from "../../src/core/driver.js";
 import { HISTORY_LIMIT } from "../../src/core/job.js";
 import { BetterSqlite3Driver, SqliteConfig, sqliteBackend, type SqliteBackend } from "../../src/adapters/storage/sqlite/index.js";
 import { SCHEMA_VERSION } from "../../src/adapters/storage/sqlite/migrate.js";
@@ -262,6 +262,18 @@ describe("retention and housekeeping", () => {
     await backend.prune(clock.now());
     const rows = (await driverOf(backend).batch([{ sql: "SELECT size_ms, count(*) AS n FROM qml_throughput GROUP BY size_ms" }]))[0];
     expect(rows).toEqual([{ size_ms: 3_600_000, n: 1 }]);
+    await storage.close();
+  });
+
+  it("forgets a rate key's count RATE_COUNT_KEEP_MS after its last window, not as the window ends", async () => {
+    const { backend, storage, clock } = open((c) => c.withAutoMigrate(true));
+    await storage.enqueue(new Job("r", [], { rateLimit: { key: "api", limit: 5, interval: 1000 } }));
+    expect((await storage.driver.claim({ queues: ["default"], limit: 5, owner: "w", leaseMs: 60_000, now: clock.now() })).length).toBe(1);
+    const counts = async () => (await driverOf(backend).batch([{ sql: "SELECT key FROM qml_rate_starts" }]))[0];
+    await backend.prune(clock.now() + 1000 + RATE_COUNT_KEEP_MS - 1);
+    expect(await counts()).toEqual([{ key: "api" }]);
+    await backend.prune(clock.now() + 1000 + RATE_COUNT_KEEP_MS);
+    expect(await counts()).toEqual([]);
     await storage.close();
   });
 });

@@ -1231,6 +1231,24 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         expect((await storage.getMany([b!, c])).filter((j) => j!.state === JobState.Scheduled).length).toBe(1);
       });
 
+      it("rate: a claim whose clock lags the housekeeping's does not hand out a window's starts twice", async () => {
+        // Two servers' store-aligned clocks differ by up to half a round
+        // trip: one may run the housekeeping in the next window while the
+        // other still claims in this one. The key's count must outlive that.
+        const { storage, clock } = await fresh();
+        const rate = { rateLimit: { key: "r", limit: 2, interval: 1000 } };
+        await storage.enqueue([1, 2].map((n) => new Job("r", [n], rate)));
+        expect((await claimAll(storage, clock, ["default"], 10)).length).toBe(2);
+        const late = await storage.enqueue([3, 4].map((n) => new Job("r", [n], rate)));
+        await storage.driver.reclaimExpired(clock.now() + 1500, 100);
+        expect(await claimAll(storage, clock, ["default"], 10)).toEqual([]);
+        const put = await storage.getMany(late);
+        expect(put.map((j) => [j!.state, j!.runAt!.getTime() - T0])).toEqual([
+          [JobState.Scheduled, 1000],
+          [JobState.Scheduled, 1000],
+        ]);
+      });
+
       it("concurrency and rate together: neither limit is exceeded", async () => {
         const { storage, clock } = await fresh();
         const both = { concurrency: { key: "k", limit: 1 }, rateLimit: { key: "k", limit: 5, interval: 1000 } };

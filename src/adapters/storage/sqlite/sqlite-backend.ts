@@ -53,6 +53,7 @@
 import {
   HOUR,
   MINUTE,
+  RATE_COUNT_KEEP_MS,
   bucketStarts,
   emptyCounts,
   sortValue,
@@ -524,7 +525,7 @@ export class SqliteBackend implements StorageDriver {
     if (this.ttlMs > 0) out.push({ sql: sql.pruneByAge, params: [now - this.ttlMs, batch] });
     out.push({ sql: sql.pruneByCount, params: [this.maxFinished, batch] });
     out.push({ sql: sql.pruneBuckets, params: [now] });
-    out.push({ sql: sql.pruneRateStarts, params: [now] });
+    out.push({ sql: sql.pruneRateStarts, params: [now - RATE_COUNT_KEEP_MS] });
     return out;
   }
 

@@ -1,3 +1,4 @@
+import { RATE_COUNT_KEEP_MS } from "../../../../core/driver.js";
 import { FINISHED, appendHistory, awaited, entry, freeSlotsCte, lit, notifyCte, str, tables, tallyCte } from "./fragments.js";
 
 /**
@@ -56,7 +57,7 @@ idle_slots AS (
   DELETE FROM ${s}.concurrency_slots k WHERE k.active = 0 AND NOT EXISTS (SELECT 1 FROM upd WHERE upd.concurrency_key = k.key)
 ),
 past_starts AS (
-  DELETE FROM ${s}.rate_starts WHERE next <= floor($1::bigint::numeric / iv)::bigint * lim
+  DELETE FROM ${s}.rate_starts WHERE next <= floor(($1::bigint - ${RATE_COUNT_KEEP_MS})::numeric / iv)::bigint * lim
 ),
 ${tallyCte(s, "upd", "$1")},
 ${notifyCte("upd", "$3", "upd.state = 'enqueued'")},

@@ -44,7 +44,7 @@ DELETE FROM qml_jobs WHERE seq IN (
          OR ?1 = 0
          OR j.waited_until < (SELECT finished_at FROM qml_jobs WHERE state IN ${FINISHED} ORDER BY finished_at DESC, seq DESC LIMIT 1 OFFSET ?1 - 1)))`;
 
-/** Rate keys whose starts are all in windows before ?1, now (qml_rate_starts). */
+/** Rate keys whose starts are all in windows before ?1, now less RATE_COUNT_KEEP_MS (qml_rate_starts). */
 export const pruneRateStarts = `DELETE FROM qml_rate_starts WHERE next <= (CAST(?1 AS INTEGER) / iv) * lim`;
 
 /** Throughput buckets past the stats windows (24 h of minutes, 31 days of hours) at ?1, now. */
