@@ -5,13 +5,14 @@
  * `conc` equals the processing jobs with the key at every moment and ends
  * at 0 (no drift through releases, retries, failures, deletes and lease
  * expiries); resent claims and completions count nothing twice; parked
- * jobs that went stale are passed over; a claimed limited job reads back
- * as get reads it.
+ * jobs that went stale are passed over; a rate key's count is forgotten
+ * once no clock can still claim in its windows; a claimed limited job
+ * reads back as get reads it.
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Job, JobState, ManualClock, type JobRecord } from "../../src/index.js";
-import type { OutcomeState } from "../../src/core/driver.js";
+import { RATE_COUNT_KEEP_MS, type OutcomeState } from "../../src/core/driver.js";
 import { RedisConfig } from "../../src/adapters/storage/redis/index.js";
 import { decodeClaimed } from "../../src/adapters/storage/redis/codec.js";
 import * as scripts from "../../src/adapters/storage/redis/scripts.generated.js";
@@ -234,6 +235,20 @@ describeWithService("redis", await serviceUp("redis"), "redis: concurrency and r
       const at = j!.history.findLast((h) => h.reason?.startsWith("rate limited"));
       expect(at!.reason).toBe(`rate limited (api): starts at ${j!.runAt!.toISOString()}`);
     }
+  });
+
+  it("rate: a key's count is forgotten by the reclaim beat RATE_COUNT_KEEP_MS after its last window, not before", async () => {
+    const clock = new ManualClock();
+    const [s] = await processes(1, clock);
+    const base = s!.driver.base;
+    await s!.enqueue(new Job("r", [], { rateLimit: { key: "api", limit: 5, interval: 1000 } }));
+    expect((await claim(s!, clock)).length).toBe(1);
+    const windowEnd = (Math.floor(clock.now() / 1000) + 1) * 1000;
+    await s!.driver.reclaimExpired(windowEnd + RATE_COUNT_KEEP_MS - 1, 10);
+    expect(await admin.hkeys(`${base}rate`)).toEqual(["api"]);
+    expect(await admin.zrange(`${base}rate:forget`, "0", "-1", "WITHSCORES")).toEqual(["api", String(windowEnd + RATE_COUNT_KEEP_MS)]);
+    await s!.driver.reclaimExpired(windowEnd + RATE_COUNT_KEEP_MS, 10);
+    expect(await admin.exists(`${base}rate`, `${base}rate:forget`)).toBe(0);
   });
 
   for (const driver of ["tcp", "upstash"] as const) {

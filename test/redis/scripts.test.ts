@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { GENERATED_FILE, readScripts, renderGenerated } from "../../scripts/embed-lua.js";
+import { RATE_COUNT_KEEP_MS } from "../../src/core/driver.js";
 import { HISTORY_LIMIT } from "../../src/core/job.js";
 import { REQUIRED_FIELDS } from "../../src/adapters/storage/redis/codec.js";
 import * as generated from "../../src/adapters/storage/redis/scripts.generated.js";
@@ -29,10 +30,11 @@ describe("embedded Lua scripts", () => {
     }
   });
 
-  it("no include directive is left unexpanded, and the history limit matches core's", () => {
+  it("no include directive is left unexpanded, and the history limit and the rate counts' keep match core's", () => {
     for (const s of generated.ALL_SCRIPTS) expect(s.body, s.name).not.toMatch(/^--@include/m);
     const lib = generated.claim.body;
     expect(Number(/local HISTORY_LIMIT = (\d+)/.exec(lib)?.[1])).toBe(HISTORY_LIMIT);
+    expect(Number(/local RATE_COUNT_KEEP_MS = (\d+)/.exec(lib)?.[1])).toBe(RATE_COUNT_KEEP_MS);
   });
 
   it("insert.lua stores the required fields' values under the names codec's REQUIRED_FIELDS gives them, in that order", () => {

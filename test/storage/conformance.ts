@@ -23,7 +23,7 @@ import {
   type JobRecord,
   type Storage,
 } from "../../src/index.js";
-import { type Outcome } from "../../src/core/driver.js";
+import { RATE_COUNT_KEEP_MS, type Outcome } from "../../src/core/driver.js";
 import { Scheduler } from "../../src/core/scheduler.js";
 import { Emitter } from "../../src/core/events.js";
 import { runFlowConformance } from "./flows-conformance.js";
@@ -1234,13 +1234,14 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
       it("rate: a claim whose clock lags the housekeeping's does not hand out a window's starts twice", async () => {
         // Two servers' store-aligned clocks differ by up to half a round
         // trip: one may run the housekeeping in the next window while the
-        // other still claims in this one. The key's count must outlive that.
+        // other still claims in this one. The key's count must outlive that
+        // by RATE_COUNT_KEEP_MS.
         const { storage, clock } = await fresh();
         const rate = { rateLimit: { key: "r", limit: 2, interval: 1000 } };
         await storage.enqueue([1, 2].map((n) => new Job("r", [n], rate)));
         expect((await claimAll(storage, clock, ["default"], 10)).length).toBe(2);
         const late = await storage.enqueue([3, 4].map((n) => new Job("r", [n], rate)));
-        await storage.driver.reclaimExpired(clock.now() + 1500, 100);
+        await storage.driver.reclaimExpired(clock.now() + 1000 + RATE_COUNT_KEEP_MS - 1, 100);
         expect(await claimAll(storage, clock, ["default"], 10)).toEqual([]);
         const put = await storage.getMany(late);
         expect(put.map((j) => [j!.state, j!.runAt!.getTime() - T0])).toEqual([

@@ -14,6 +14,7 @@ import {
   DEFAULT_RETENTION,
   HOUR,
   MINUTE,
+  RATE_COUNT_KEEP_MS,
   bucketStarts,
   emptyCounts,
   matchesFilter,
@@ -63,6 +64,11 @@ interface ReadyEntry {
 interface ParkedEntry extends ReadyEntry {
   queue: string;
 }
+/** A rate key's next start (window × limit + starts given in it) and when the count may be forgotten. */
+interface RateCount {
+  next: number;
+  until: number;
+}
 interface DelayedEntry {
   id: string;
   runAt: number;
@@ -95,8 +101,10 @@ export class MemoryBackend implements StorageDriver {
   private readonly active = new Map<string, number>();
   /** Concurrency key → ready jobs set aside while the key was full, back one per freed slot. */
   private readonly parked = new Map<string, Heap<ParkedEntry>>();
-  /** Rate key → its next start, numbered window × limit + starts already given in that window. */
-  private readonly rateNext = new Map<string, number>();
+  /** Rate key → its count of starts, kept RATE_COUNT_KEEP_MS past its last start's window. */
+  private readonly rateCounts = new Map<string, RateCount>();
+  /** When forgetRateCounts last walked rateCounts. */
+  private rateSweptAt = -Infinity;
   /** Dependency id → the awaiting jobs that wait for it (flows, continuations). */
   private readonly edges = new Map<string, Set<string>>();
   /** Event waiters: event name → job id → expiresAt. */
@@ -335,6 +343,7 @@ export class MemoryBackend implements StorageDriver {
       n++;
     }
     if (n > 0) this.prune(now);
+    this.forgetRateCounts(now);
     return n;
   }
 
@@ -662,9 +671,14 @@ export class MemoryBackend implements StorageDriver {
       r.rateWindow = undefined;
       return true;
     }
-    const next = Math.max(this.rateNext.get(r.rateKey!) ?? 0, current * limit);
-    this.rateNext.set(r.rateKey!, next + 1);
+    const count = this.rateCounts.get(r.rateKey!);
+    const next = Math.max(count?.next ?? 0, current * limit);
     const window = Math.floor(next / limit);
+    const until = (window + 1) * interval + RATE_COUNT_KEEP_MS;
+    if (count) {
+      count.next = next + 1;
+      count.until = until;
+    } else this.rateCounts.set(r.rateKey!, { next: next + 1, until });
     if (window === current) {
       r.rateWindow = undefined;
       return true;
@@ -712,6 +726,18 @@ export class MemoryBackend implements StorageDriver {
     if (r.uniqueKey !== undefined && this.unique.get(r.uniqueKey) === r.id) this.unique.delete(r.uniqueKey);
     this.count(r.queue, r.state, -1);
     s.seq = -1;
+  }
+
+  /**
+   * Forgets the rate counts whose last window ended RATE_COUNT_KEEP_MS ago,
+   * as the SQL stores' housekeeping does, so a key used once does not stay
+   * for the life of the process. The walk over every key runs at most once
+   * a minute (a clock that went back counts as due).
+   */
+  private forgetRateCounts(now: number): void {
+    if (now >= this.rateSweptAt && now < this.rateSweptAt + MINUTE) return;
+    this.rateSweptAt = now;
+    for (const [key, count] of this.rateCounts) if (count.until <= now) this.rateCounts.delete(key);
   }
 
   /**

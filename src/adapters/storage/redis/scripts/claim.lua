@@ -198,8 +198,8 @@ local function takeStart(id, k, f, queue)
   local stored = rateNext[rk]
   if not stored then stored = tonumber(redis.call("HGET", B .. "rate", rk)) or 0 end
   local nextStart = math.max(stored, current * limit)
-  rateNext[rk], rateDirty[rk] = nextStart + 1, true
   local window = math.floor(nextStart / limit)
+  rateNext[rk], rateDirty[rk] = nextStart + 1, (window + 1) * interval + RATE_COUNT_KEEP_MS
   if window == current then
     if f[F_RWINDOW] then
       redis.call("HDEL", k, "rateWindow")
@@ -284,8 +284,9 @@ for q = 1, nq do
   if n >= limit then break end
 end
 
-for rk in pairs(rateDirty) do
+for rk, forgetAt in pairs(rateDirty) do
   redis.call("HSET", B .. "rate", rk, I(rateNext[rk]))
+  zadd(B .. "rate:forget", I(forgetAt), rk)
 end
 
 if claimId ~= "" and n > 0 then

@@ -2,7 +2,8 @@
   reclaim.lua: jobs whose lease ended before now (leaseUntil < now) go back to
   enqueued (runAt = now), or to failed when their attempts are used up. The
   token is bumped, so the old owner's writes are refused. A job with a
-  concurrency key frees its slot (freeSlot in lib/common.lua).
+  concurrency key frees its slot (freeSlot in lib/common.lua). Rate keys'
+  counts past their keep are forgotten.
 
   KEYS[1]  base "<prefix>{<tag>}:"
   ARGV[1]  now   ARGV[2] maxFinished   ARGV[3] finished TTL ms   ARGV[4] prune budget
@@ -46,6 +47,13 @@ for _, id in ipairs(ids) do
     if f[10] then freeSlot(f[10]) end
     n = n + 1
   end
+end
+-- Rate counts whose last window ended RATE_COUNT_KEEP_MS ago (rate:forget,
+-- scored by claim.lua), at most the prune budget per call.
+local forget = redis.call("ZRANGEBYSCORE", B .. "rate:forget", "-inf", nowS, "LIMIT", "0", ARGV[4])
+if #forget > 0 then
+  batched("HDEL", B .. "rate", forget)
+  batched("ZREM", B .. "rate:forget", forget)
 end
 finish(now)
 return n

@@ -36,6 +36,10 @@
                                 has changed, and is dropped when met
     rate                hash    rateKey -> its next start, numbered
                                 window * limit + starts given in it
+    rate:forget         zset    rateKey scored by when its count may be
+                                forgotten: RATE_COUNT_KEEP_MS past the
+                                window of its last start (claim.lua);
+                                reclaim.lua drops both entries then
     finished            zset    succeeded + failed + deleted; score finishedAt
                                 (a job kept past the retention because jobs
                                 wait for it is scored again at that prune)
@@ -89,8 +93,10 @@ local K_UPDATED, K_CREATED, K_RUNAT = B .. "idx:updated", B .. "idx:created", B 
 -- Awaiting jobs by creation time (an awaiting job's runAt is its creation
 -- time): the maintenance sweep's page reads this, not the whole index.
 local K_AWAITING = B .. "awaiting"
--- HISTORY_LIMIT in src/core/job.ts (test/redis/scripts.test.ts keeps them equal).
+-- HISTORY_LIMIT in src/core/job.ts and RATE_COUNT_KEEP_MS in
+-- src/core/driver.ts (test/redis/scripts.test.ts keeps them equal).
 local HISTORY_LIMIT = 50
+local RATE_COUNT_KEEP_MS = 600000
 
 local DELAYED = { scheduled = true, awaiting_retry = true }
 local FINISHED = { succeeded = true, failed = true, deleted = true }
