@@ -5,15 +5,17 @@
  * this process) and never sees more than the limit; the rate test reads
  * each start's time from the job's history (the time the claim used) and
  * counts the starts per window: none over the limit, and the windows the
- * run spans filled to within 10 % of it.
+ * run spans filled to within 10 % of it; also with one server's clock half
+ * a window ahead of the other's.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { afterAll, expect, it } from "vitest";
-import { BackgroundJobServer, Job, JobState, ServerConfig, Storage, WorkerRegistry, memoryBackend, silentLogger } from "../../src/index.js";
+import { afterEach, expect, it } from "vitest";
+import { BackgroundJobServer, Job, JobState, ServerConfig, Storage, WorkerRegistry, memoryBackend, silentLogger, systemClock } from "../../src/index.js";
+import { SkewedClock } from "../../src/core/clock.js";
 import { PostgresConfig, postgresBackend } from "../../src/adapters/storage/postgres/index.js";
 import { RedisConfig, redisBackend } from "../../src/adapters/storage/redis/index.js";
 import { SqliteConfig, sqliteBackend } from "../../src/adapters/storage/sqlite/index.js";
@@ -84,12 +86,15 @@ async function pairOf(kind: "memory" | "sqlite" | "postgres" | "redis"): Promise
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function runOnBoth(pair: Pair, registry: WorkerRegistry, until: () => Promise<boolean>): Promise<void> {
-  const config = (id: string) => new ServerConfig(id).workerCount(10).pollingInterval(20).logger(silentLogger);
-  const servers = [
-    new BackgroundJobServer(pair.a, registry, config(`limits-a-${tag()}`)),
-    new BackgroundJobServer(pair.b, registry, config(`limits-b-${tag()}`)),
-  ];
+async function runOnBoth(
+  pair: Pair,
+  registry: WorkerRegistry,
+  until: () => Promise<boolean>,
+  configure: (config: ServerConfig, server: "a" | "b") => ServerConfig = (c) => c,
+): Promise<void> {
+  const config = (server: "a" | "b") =>
+    configure(new ServerConfig(`limits-${server}-${tag()}`).workerCount(10).pollingInterval(20).logger(silentLogger), server);
+  const servers = [new BackgroundJobServer(pair.a, registry, config("a")), new BackgroundJobServer(pair.b, registry, config("b"))];
   await Promise.all(servers.map((s) => s.start()));
   try {
     const deadline = Date.now() + 30_000;
@@ -102,8 +107,9 @@ async function runOnBoth(pair: Pair, registry: WorkerRegistry, until: () => Prom
   }
 }
 
+// Each test's pair is closed when it ends: connections are not held across the file.
 const pairs: Pair[] = [];
-afterAll(async () => {
+afterEach(async () => {
   await Promise.all(pairs.splice(0).map((p) => p.cleanup()));
 });
 
@@ -157,6 +163,55 @@ function suite(kind: "memory" | "sqlite" | "postgres" | "redis"): void {
     const windows = Math.max(...perWindow.keys()) - Math.min(...perWindow.keys()) + 1;
     const achieved = starts.length / windows;
     expect(achieved).toBeGreaterThanOrEqual(LIMIT * 0.9);
+  }, 60_000);
+
+  it(`${kind}: with one server's clock half a window ahead of the other's, no window starts more than the limit`, async () => {
+    const pair = await pairOf(kind);
+    pairs.push(pair);
+    const registry = new WorkerRegistry().register("rated", async () => {});
+    const LIMIT = 10;
+    const INTERVAL = 250;
+    const AHEAD = 150;
+    const rate = { rateLimit: { key: "api:skew", limit: LIMIT, interval: INTERVAL } };
+    // Server a's clock runs AHEAD ms before b's (the system clock) and a
+    // runs housekeeping every 10 ms. Each cycle: LIMIT jobs at the start of
+    // b's window W take W's starts; LIMIT more come, through b's storage,
+    // 120 ms into it, when a's clock is already in W + 1 and b's is still
+    // in W. Those must wait for W + 1 whichever server claims them: a
+    // housekeeping that forgot the key's count as a's clock left W let b
+    // hand out W's starts again. Idle windows between cycles let the count
+    // fall behind the clocks, as a quiet key's does.
+    const CYCLES = 3;
+    const ids: string[] = [];
+    const until = (t: number) => sleep(Math.max(0, t - Date.now()));
+    const produce = async () => {
+      let w = Math.ceil(Date.now() / INTERVAL / 4) * 4 + 4;
+      for (let c = 0; c < CYCLES; c++, w += 4) {
+        await until(w * INTERVAL + 10);
+        ids.push(...(await pair.a.enqueue(Array.from({ length: LIMIT }, (_, i) => new Job("rated", [c, i], rate)))));
+        await until(w * INTERVAL + 120);
+        ids.push(...(await pair.b.enqueue(Array.from({ length: LIMIT }, (_, i) => new Job("rated", [c, LIMIT + i], rate)))));
+      }
+    };
+    const ahead = new SkewedClock(systemClock, AHEAD);
+    let produced = false;
+    const producing = produce().finally(() => (produced = true));
+    await runOnBoth(
+      pair,
+      registry,
+      async () => produced && (await pair.a.stats()).states.succeeded === CYCLES * 2 * LIMIT,
+      (config, server) => config.clock(server === "a" ? ahead : systemClock).schedulerInterval(10),
+    );
+    await producing;
+    const jobs = await pair.a.getMany(ids);
+    const perWindow = new Map<number, number>();
+    for (const j of jobs) {
+      // Stamped with its claimer's clock: the one its window was counted in.
+      const w = Math.floor(j!.history.find((h) => h.state === JobState.Processing)!.at.getTime() / INTERVAL);
+      perWindow.set(w, (perWindow.get(w) ?? 0) + 1);
+    }
+    expect([...perWindow.values()].reduce((a, b) => a + b, 0)).toBe(CYCLES * 2 * LIMIT);
+    expect(Math.max(...perWindow.values())).toBeLessThanOrEqual(LIMIT);
   }, 60_000);
 }
 
