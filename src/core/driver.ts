@@ -346,9 +346,10 @@ export interface StorageDriver {
    *   rateWindow = w (history "rate limited"), attempts unchanged.
    * A job refused by its concurrency limit either takes no start or keeps
    * the one it took (rateWindow) for a claim later in that window: no
-   * window hands out more than rateLimit starts. A key's count may be
-   * forgotten only RATE_COUNT_KEEP_MS after its last start's window, never
-   * as that window ends.
+   * window hands out more than rateLimit starts. A key's count is kept
+   * RATE_COUNT_KEEP_MS past its last start's window, never dropped as that
+   * window ends, and is then forgotten by the housekeeping (reclaimExpired;
+   * a store may walk its counts at most once a minute).
    */
   claim(req: ClaimRequest): Promise<JobRecord[]>;
 

@@ -1250,6 +1250,18 @@ export function runStorageConformance(label: string, factory: StorageFactory): v
         ]);
       });
 
+      it("rate: a key's count is forgotten by the housekeeping RATE_COUNT_KEEP_MS after its last window, so keys used once do not pile up", async () => {
+        // Only a claim whose clock was put back past the keep can tell the
+        // count is gone: its window's starts are handed out afresh.
+        const { storage, clock } = await fresh();
+        const rate = { rateLimit: { key: "once", limit: 1, interval: 1000 } };
+        await storage.enqueue(new Job("r", [1], rate));
+        expect((await claimAll(storage, clock)).length).toBe(1);
+        await storage.driver.reclaimExpired(T0 + 1000 + RATE_COUNT_KEEP_MS, 100);
+        const again = await storage.enqueue(new Job("r", [2], rate));
+        expect((await claimAll(storage, clock)).map((r) => r.id)).toEqual([again]);
+      });
+
       it("concurrency and rate together: neither limit is exceeded", async () => {
         const { storage, clock } = await fresh();
         const both = { concurrency: { key: "k", limit: 1 }, rateLimit: { key: "k", limit: 5, interval: 1000 } };

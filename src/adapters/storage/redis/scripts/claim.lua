@@ -157,8 +157,10 @@ local paused = pausedSet()
 promote(now, tonumber(ARGV[9]), paused)
 
 -- Rate keys: each key's next start is read once per call and written back
--- at the end, as the concurrency counts are (activeCount in lib/common.lua).
-local rateNext, rateDirty = {}, {}
+-- at the end, as the concurrency counts are (activeCount in lib/common.lua),
+-- with when the count may be forgotten (rate:forget): a key is in
+-- rateForgetAt once it gave a start in this call.
+local rateNext, rateForgetAt = {}, {}
 local nowS = I(now)
 
 -- Formats epoch ms as Date.prototype.toISOString does (years 0-9999), for
@@ -199,7 +201,7 @@ local function takeStart(id, k, f, queue)
   if not stored then stored = tonumber(redis.call("HGET", B .. "rate", rk)) or 0 end
   local nextStart = math.max(stored, current * limit)
   local window = math.floor(nextStart / limit)
-  rateNext[rk], rateDirty[rk] = nextStart + 1, (window + 1) * interval + RATE_COUNT_KEEP_MS
+  rateNext[rk], rateForgetAt[rk] = nextStart + 1, (window + 1) * interval + RATE_COUNT_KEEP_MS
   if window == current then
     if f[F_RWINDOW] then
       redis.call("HDEL", k, "rateWindow")
@@ -284,7 +286,7 @@ for q = 1, nq do
   if n >= limit then break end
 end
 
-for rk, forgetAt in pairs(rateDirty) do
+for rk, forgetAt in pairs(rateForgetAt) do
   redis.call("HSET", B .. "rate", rk, I(rateNext[rk]))
   zadd(B .. "rate:forget", I(forgetAt), rk)
 end
